@@ -1,0 +1,446 @@
+#!/usr/bin/env bash
+# Apply the custom-op range-dispatch patch series (patches/series + torch_overlay/)
+# to PyTorch 2.11.0: an installed wheel (default: a fresh .venv) or a source checkout.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROG="apply_and_build.sh"
+
+# Exit codes (documented in --help and BUILD.md).
+EXIT_FAIL=1       # the series does not apply / the tree is not in a known state
+EXIT_USAGE=2      # bad command line
+EXIT_TOOL=3       # a required tool is missing
+EXIT_VERSION=4    # torch (or the checkout) is not the pinned base
+
+usage() {
+  cat <<EOF
+Usage: scripts/$PROG [MODE] [OPTIONS]
+
+Applies the patch series in patches/ (and the whole files in torch_overlay/) to
+PyTorch $(base_field version 2>/dev/null || echo "<BASE>").
+
+Target (default: create .venv, pip install torch + test deps, patch its torch):
+  --python PY       patch the torch of an existing interpreter (no venv, no pip)
+  --torch-dir DIR   patch the torch package directory DIR directly
+  --source DIR      apply to a PyTorch git checkout at the base commit (git am)
+
+Mode (default: apply, then run the demo):
+  --check           dry run: say whether the series would apply, and why not
+  --revert          restore the original upstream files (checked against BASE)
+  --build           with --source: build it (pip install -e . --no-build-isolation;
+                    honours MAX_JOBS, USE_CUDA=auto|0|1)
+  --dry-run         with --build: print the build command instead of running it
+
+Options:
+  --venv DIR        venv to create/use in the default mode (default: .venv)
+  --patches DIR     series directory (default: patches/)
+  --overlay DIR     overlay directory (default: torch_overlay/)
+  --no-demo         do not run scripts/demo.py after applying
+  -h, --help        this text
+
+Exit codes: 0 ok (also: already applied / nothing to revert), $EXIT_FAIL does not
+apply or unknown file state, $EXIT_USAGE usage, $EXIT_TOOL missing tool,
+$EXIT_VERSION torch or checkout is not the pinned base.
+EOF
+}
+
+die() {
+  local code="$1"
+  shift
+  echo "$PROG: error: $*" >&2
+  exit "$code"
+}
+info() { echo "$PROG: $*"; }
+
+# ---------------------------------------------------------------- arguments
+MODE=apply
+TARGET=venv
+PY=""
+TORCH_DIR=""
+SOURCE_DIR=""
+BUILD=0
+DRY_RUN=0
+DEMO=1
+VENV="$REPO/.venv"
+PATCHES="$REPO/patches"
+OVERLAY="$REPO/torch_overlay"
+
+need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die $EXIT_USAGE "$1 needs an argument (see --help)"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --check) MODE=check ;;
+    --revert) MODE=revert ;;
+    --build) BUILD=1 ;;
+    --dry-run) DRY_RUN=1 ;;
+    --no-demo) DEMO=0 ;;
+    --python) need_arg "$@"; TARGET=python; PY="$2"; shift ;;
+    --torch-dir) need_arg "$@"; TARGET=torchdir; TORCH_DIR="$2"; shift ;;
+    --source) need_arg "$@"; TARGET=source; SOURCE_DIR="$2"; shift ;;
+    --venv) need_arg "$@"; VENV="$2"; shift ;;
+    --patches) need_arg "$@"; PATCHES="$2"; shift ;;
+    --overlay) need_arg "$@"; OVERLAY="$2"; shift ;;
+    *) die $EXIT_USAGE "unknown argument '$1' (see --help)" ;;
+  esac
+  shift
+done
+
+if [ "$BUILD" = 1 ] && [ "$TARGET" != source ]; then
+  die $EXIT_USAGE "--build needs --source DIR"
+fi
+if [ "$DRY_RUN" = 1 ] && [ "$BUILD" = 0 ]; then
+  die $EXIT_USAGE "--dry-run only goes with --build"
+fi
+
+# ---------------------------------------------------------------- BASE and series
+BASE_FILE="$PATCHES/BASE"
+[ -f "$BASE_FILE" ] || die $EXIT_FAIL "missing $BASE_FILE"
+[ -f "$PATCHES/series" ] || die $EXIT_FAIL "missing $PATCHES/series"
+
+# base_field NAME: the value of a "NAME value" line in BASE.
+base_field() { awk -v k="$1" '$1 == k { print $2; exit }' "$BASE_FILE"; }
+
+BASE_VERSION="$(base_field version)"
+BASE_COMMIT="$(base_field commit)"
+[ -n "$BASE_VERSION" ] && [ -n "$BASE_COMMIT" ] || die $EXIT_FAIL "$BASE_FILE lacks a version or commit line"
+
+# Upstream files the series touches, with their pristine sha256.
+mapfile -t BASE_PATHS < <(awk '$1 == "sha256" { print $3 }' "$BASE_FILE")
+mapfile -t BASE_SHAS < <(awk '$1 == "sha256" { print $2 }' "$BASE_FILE")
+[ "${#BASE_PATHS[@]}" -gt 0 ] || die $EXIT_FAIL "$BASE_FILE lists no files"
+
+mapfile -t SERIES < <(grep -v -e '^[[:space:]]*$' -e '^#' "$PATCHES/series")
+for p in "${SERIES[@]}"; do
+  [ -f "$PATCHES/$p" ] || die $EXIT_FAIL "patches/series lists '$p' but $PATCHES/$p does not exist"
+done
+
+OVERLAY_FILES=()
+if [ -d "$OVERLAY" ]; then
+  mapfile -t OVERLAY_FILES < <(cd "$OVERLAY" && find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | sed 's|^\./||' | LC_ALL=C sort)
+fi
+
+# ---------------------------------------------------------------- helpers
+require_tool() {
+  command -v "$1" >/dev/null 2>&1 || die $EXIT_TOOL "'$1' is required but not on PATH${2:+ ($2)}"
+}
+require_tool sha256sum "coreutils"
+
+# One patch tool for the wheel path: git apply (outside any repository), else GNU patch.
+PATCH_TOOL=""
+if command -v git >/dev/null 2>&1; then
+  PATCH_TOOL="git"
+elif command -v patch >/dev/null 2>&1; then
+  PATCH_TOOL="patch"
+fi
+
+# apply_one DIR PATCHFILE [-R]: apply (or reverse) one patch inside DIR.
+apply_one() {
+  local dir="$1" patchfile="$2" flags=()
+  [ "${3:-}" != -R ] || flags=(-R)
+  case "$PATCH_TOOL" in
+    git)
+      # The ceiling keeps git from treating an enclosing repository as the target.
+      (cd "$dir" && GIT_CEILING_DIRECTORIES="$(dirname "$dir")" git apply --whitespace=nowarn "${flags[@]}" "$patchfile")
+      ;;
+    patch)
+      patch --batch --silent -p1 -d "$dir" "${flags[@]}" <"$patchfile" >/dev/null
+      ;;
+    *) die $EXIT_TOOL "neither 'git' nor 'patch' is on PATH; one is needed to apply the series" ;;
+  esac
+}
+
+sha_of() { sha256sum "$1" | awk '{ print $1 }'; }
+
+# Staging trees live under one temp root, so that those made in $(...) subshells
+# are cleaned up too.
+TMP_ROOT="$(mktemp -d)"
+trap 'rm -rf "$TMP_ROOT"' EXIT
+new_tmp() { mktemp -d -p "$TMP_ROOT"; }
+
+# copy_touched FROM TO: copy the BASE files from tree FROM into tree TO.
+copy_touched() {
+  local from="$1" to="$2" rel
+  for rel in "${BASE_PATHS[@]}"; do
+    [ -f "$from/$rel" ] || die $EXIT_FAIL "$from/$rel does not exist (listed in BASE)"
+    mkdir -p "$to/$(dirname "$rel")"
+    cp "$from/$rel" "$to/$rel"
+  done
+}
+
+# first_base_mismatch ROOT: print the first BASE file whose sha differs from BASE.
+first_base_mismatch() {
+  local root="$1" i
+  for i in "${!BASE_PATHS[@]}"; do
+    if [ ! -f "$root/${BASE_PATHS[$i]}" ] || [ "$(sha_of "$root/${BASE_PATHS[$i]}")" != "${BASE_SHAS[$i]}" ]; then
+      echo "${BASE_PATHS[$i]}"
+      return
+    fi
+  done
+}
+
+# stage_forward ROOT: a temp tree holding ROOT's touched files with the series applied
+# and the overlay copied in. Prints its path; fails naming the patch that does not apply.
+stage_forward() {
+  local root="$1" stage p rel
+  stage="$(new_tmp)"
+  copy_touched "$root" "$stage"
+  for p in "${SERIES[@]}"; do
+    apply_one "$stage" "$PATCHES/$p" 2>"$TMP_ROOT/apply.err" ||
+      die $EXIT_FAIL "patch $p does not apply: $(head -n 3 "$TMP_ROOT/apply.err" | tr '\n' ' ')"
+  done
+  for rel in "${OVERLAY_FILES[@]}"; do
+    mkdir -p "$stage/$(dirname "$rel")"
+    cp "$OVERLAY/$rel" "$stage/$rel"
+  done
+  echo "$stage"
+}
+
+# stage_reverse ROOT: a temp tree holding ROOT's touched files with the series reversed.
+# Prints its path, or nothing if the series does not reverse cleanly.
+stage_reverse() {
+  local root="$1" stage i
+  stage="$(new_tmp)"
+  copy_touched "$root" "$stage"
+  for ((i = ${#SERIES[@]} - 1; i >= 0; i--)); do
+    apply_one "$stage" "$PATCHES/${SERIES[$i]}" -R 2>/dev/null || return 0
+  done
+  echo "$stage"
+}
+
+# same_files A B REL...: whether each REL is byte-identical in trees A and B.
+same_files() {
+  local a="$1" b="$2" rel
+  shift 2
+  for rel in "$@"; do
+    cmp -s "$a/$rel" "$b/$rel" || return 1
+  done
+}
+
+# tree_state ROOT: "pristine", "applied", or "mismatch FILE" (neither state).
+tree_state() {
+  local root="$1" bad rel reversed forward
+  bad="$(first_base_mismatch "$root")"
+  if [ -z "$bad" ]; then
+    for rel in "${OVERLAY_FILES[@]}"; do
+      [ ! -e "$root/$rel" ] || { echo "mismatch $rel"; return; }
+    done
+    echo pristine
+    return
+  fi
+  # Applied exactly when reversing gives the base and re-applying gives the tree back.
+  reversed="$(stage_reverse "$root")"
+  if [ -z "$reversed" ] || [ -n "$(first_base_mismatch "$reversed")" ]; then
+    echo "mismatch $bad"
+    return
+  fi
+  forward="$(stage_forward "$reversed")"
+  for rel in "${BASE_PATHS[@]}" "${OVERLAY_FILES[@]}"; do
+    if [ ! -f "$root/$rel" ] || ! cmp -s "$forward/$rel" "$root/$rel"; then
+      echo "mismatch $rel"
+      return
+    fi
+  done
+  echo applied
+}
+
+mismatch_error() {
+  die $EXIT_FAIL "$1/$2 matches neither the base ($BASE_VERSION) nor the patched state; reinstall torch==$BASE_VERSION or revert your local edits"
+}
+
+# install_tree STAGE ROOT REL...: copy files from STAGE into ROOT, each by an atomic rename.
+install_tree() {
+  local stage="$1" root="$2" rel
+  shift 2
+  for rel in "$@"; do
+    mkdir -p "$root/$(dirname "$rel")"
+    cp "$stage/$rel" "$root/$rel.apply-tmp"
+    mv -f "$root/$rel.apply-tmp" "$root/$rel"
+  done
+}
+
+# ---------------------------------------------------------------- wheel target
+# check_torch_version TORCH_DIR: the installed torch must be the pinned base.
+check_torch_version() {
+  local vfile="$1/version.py" version commit
+  [ -f "$vfile" ] || die $EXIT_VERSION "$1 is not a torch package (no version.py)"
+  version="$(sed -n "s/^__version__ = '\(.*\)'\$/\1/p" "$vfile")"
+  commit="$(sed -n "s/^git_version = '\(.*\)'\$/\1/p" "$vfile")"
+  case "$version" in
+    "$BASE_VERSION" | "$BASE_VERSION"+*) ;;
+    *) die $EXIT_VERSION "torch at $1 is version '${version:-unknown}', the series needs $BASE_VERSION" ;;
+  esac
+  [ "$commit" = "$BASE_COMMIT" ] ||
+    die $EXIT_VERSION "torch at $1 was built from commit '${commit:-unknown}', the series needs $BASE_COMMIT"
+}
+
+# torch_dir_of PY: the torch package directory of interpreter PY, without importing torch.
+torch_dir_of() {
+  local py="$1" dir
+  command -v "$py" >/dev/null 2>&1 || [ -x "$py" ] || die $EXIT_TOOL "python interpreter '$py' not found"
+  dir="$("$py" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")')" ||
+    die $EXIT_TOOL "could not run '$py'"
+  [ -n "$dir" ] || die $EXIT_VERSION "'$py' has no torch installed; pip install torch==$BASE_VERSION first"
+  echo "$dir"
+}
+
+make_venv() {
+  require_tool python3 "needed to create $VENV"
+  if [ ! -x "$VENV/bin/python" ]; then
+    info "creating $VENV"
+    python3 -m venv "$VENV" || die $EXIT_TOOL "python3 -m venv failed (is the venv module installed?)"
+  fi
+  PY="$VENV/bin/python"
+  local have
+  have="$("$PY" -c 'import importlib.metadata as m
+try: print(m.version("torch"))
+except m.PackageNotFoundError: print("")')"
+  if [ -z "$have" ]; then
+    info "pip install torch==$BASE_VERSION and the test dependencies (takes a few minutes)"
+    "$PY" -m pip install --quiet --disable-pip-version-check \
+      "torch==$BASE_VERSION" -r "$REPO/requirements-test.txt" ||
+      die $EXIT_TOOL "pip install failed"
+  else
+    "$PY" -m pip install --quiet --disable-pip-version-check -r "$REPO/requirements-test.txt" ||
+      die $EXIT_TOOL "pip install of the test dependencies failed"
+  fi
+}
+
+wheel_main() {
+  local torch_dir root state stage
+  [ -n "$PATCH_TOOL" ] || die $EXIT_TOOL "neither 'git' nor 'patch' is on PATH; one is needed to apply the series"
+  case "$TARGET" in
+    venv) if [ "$MODE" = apply ]; then make_venv; else PY="$VENV/bin/python"; fi
+          torch_dir="$(torch_dir_of "$PY")" ;;
+    python) torch_dir="$(torch_dir_of "$PY")" ;;
+    torchdir) [ -d "$TORCH_DIR" ] || die $EXIT_USAGE "--torch-dir $TORCH_DIR is not a directory"
+              torch_dir="$(cd "$TORCH_DIR" && pwd)" ;;
+  esac
+  check_torch_version "$torch_dir"
+  root="$(dirname "$torch_dir")"
+  state="$(tree_state "$root")"
+  case "$MODE:$state" in
+    *:mismatch\ *) mismatch_error "$root" "${state#mismatch }" ;;
+    check:pristine)
+      stage_forward "$root" >/dev/null
+      info "the series would apply cleanly to $torch_dir (${#SERIES[@]} patches, ${#OVERLAY_FILES[@]} overlay files)" ;;
+    check:applied) info "the series is already applied to $torch_dir" ;;
+    apply:applied) info "the series is already applied to $torch_dir; nothing changed" ;;
+    apply:pristine)
+      stage="$(stage_forward "$root")"
+      install_tree "$stage" "$root" "${BASE_PATHS[@]}" "${OVERLAY_FILES[@]}"
+      [ "$(tree_state "$root")" = applied ] || die $EXIT_FAIL "applied, but the result does not verify"
+      info "applied to $torch_dir:"
+      printf '  patch   %s\n' "${SERIES[@]}"
+      [ "${#OVERLAY_FILES[@]}" -eq 0 ] || printf '  overlay %s\n' "${OVERLAY_FILES[@]}" ;;
+    revert:pristine) info "$torch_dir is already pristine; nothing to revert" ;;
+    revert:applied)
+      stage="$(stage_reverse "$root")"
+      install_tree "$stage" "$root" "${BASE_PATHS[@]}"
+      local rel
+      for rel in "${OVERLAY_FILES[@]}"; do rm -f "$root/$rel"; done
+      [ -z "$(first_base_mismatch "$root")" ] || die $EXIT_FAIL "reverted, but a file does not match BASE"
+      info "reverted $torch_dir; ${#BASE_PATHS[@]} files match the sha256 in BASE" ;;
+  esac
+  if [ "$MODE" = apply ] && [ "$DEMO" = 1 ]; then
+    [ -n "$PY" ] || { info "no interpreter for --torch-dir; skipping the demo"; return; }
+    info "demo: compiling a range-dispatched custom op"
+    "$PY" "$REPO/scripts/demo.py"
+  fi
+}
+
+# ---------------------------------------------------------------- source target
+GIT_ID=(-c user.name="custom-op-range series" -c user.email="custom-op-range@invalid")
+
+source_main() {
+  require_tool git
+  [ -d "$SOURCE_DIR" ] || die $EXIT_USAGE "--source $SOURCE_DIR is not a directory"
+  local src head subjects applied=0 p n
+  src="$(cd "$SOURCE_DIR" && pwd)"
+  git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1 || die $EXIT_USAGE "$src is not a git checkout"
+  head="$(git -C "$src" rev-parse HEAD)"
+  n="${#SERIES[@]}"
+  [ -z "${OVERLAY_FILES[*]}" ] || n=$((n + 1))
+  # Already applied: HEAD~n is the base and the last n subjects are ours.
+  if [ "$head" != "$BASE_COMMIT" ] && [ "$(git -C "$src" rev-parse -q --verify "HEAD~$n" 2>/dev/null)" = "$BASE_COMMIT" ]; then
+    subjects="$(git -C "$src" log --format=%s "HEAD~$n..HEAD" | head -n "${#SERIES[@]}")"
+    local expected=""
+    for ((p = ${#SERIES[@]} - 1; p >= 0; p--)); do
+      expected+="$(sed -n 's/^Subject: \(\[PATCH[^]]*\] \)\{0,1\}//p' "$PATCHES/${SERIES[$p]}" | head -n 1)"$'\n'
+    done
+    [ "$subjects"$'\n' = "$expected" ] && applied=1
+  fi
+  if [ -n "$(git -C "$src" status --porcelain --untracked-files=no)" ]; then
+    die $EXIT_FAIL "$src has uncommitted changes; commit or stash them first"
+  fi
+  if [ "$applied" = 1 ]; then
+    info "the series is already applied to $src (HEAD~$n is the base); nothing changed"
+  elif [ "$head" != "$BASE_COMMIT" ]; then
+    die $EXIT_VERSION "$src is at $head, the series needs the base commit $BASE_COMMIT (git checkout $BASE_COMMIT)"
+  else
+    local bad
+    bad="$(first_base_mismatch "$src")"
+    [ -z "$bad" ] || mismatch_error "$src" "$bad"
+    case "$MODE" in
+      revert) info "$src is at the base; nothing to revert" ;;
+      check)
+        local stage
+        stage="$(stage_forward "$src")"
+        info "the series would apply cleanly to $src (${#SERIES[@]} patches, ${#OVERLAY_FILES[@]} overlay files)" ;;
+      apply) source_apply "$src" ;;
+    esac
+  fi
+  if [ "$MODE" = revert ] && [ "$applied" = 1 ]; then
+    git -C "$src" reset --quiet --hard "$BASE_COMMIT"
+    info "reset $src to the base commit $BASE_COMMIT"
+  fi
+  if [ "$BUILD" = 1 ] && [ "$MODE" = apply ]; then
+    source_build "$src"
+  fi
+}
+
+source_apply() {
+  local src="$1" rel p
+  if [ "${#OVERLAY_FILES[@]}" -gt 0 ]; then
+    for rel in "${OVERLAY_FILES[@]}"; do
+      mkdir -p "$src/$(dirname "$rel")"
+      cp "$OVERLAY/$rel" "$src/$rel"
+      git -C "$src" add -- "$rel"
+    done
+    git -C "$src" "${GIT_ID[@]}" commit --quiet -m "Add torch_overlay files of the custom-op range series"
+  fi
+  local abs=()
+  for p in "${SERIES[@]}"; do abs+=("$(cd "$PATCHES" && pwd)/$p"); done
+  if ! git -C "$src" "${GIT_ID[@]}" am --quiet --keep-non-patch "${abs[@]}" 2>"$src/.git/apply-err"; then
+    git -C "$src" am --abort >/dev/null 2>&1 || true
+    git -C "$src" reset --quiet --hard "$BASE_COMMIT"
+    die $EXIT_FAIL "git am failed, $src reset to the base: $(head -n 3 "$src/.git/apply-err" | tr '\n' ' ')"
+  fi
+  info "applied to $src with git am:"
+  git -C "$src" log --format='  %h %s' "$BASE_COMMIT..HEAD"
+}
+
+source_build() {
+  local src="$1" use_cuda="${USE_CUDA:-auto}" jobs="${MAX_JOBS:-}"
+  if [ "$use_cuda" = auto ]; then
+    if command -v nvcc >/dev/null 2>&1; then use_cuda=1; else use_cuda=0; fi
+  fi
+  [ -n "$jobs" ] || jobs="$(nproc)"
+  local py="${PY:-python3}"
+  local cmd=(env "USE_CUDA=$use_cuda" "MAX_JOBS=$jobs" "$py" -m pip install -e . -v --no-build-isolation)
+  if [ "$DRY_RUN" = 1 ]; then
+    info "would run in $src: ${cmd[*]}"
+    return
+  fi
+  require_tool cmake "see BUILD.md"
+  require_tool ninja "see BUILD.md"
+  require_tool c++ "a C++17 compiler; see BUILD.md"
+  info "building $src: ${cmd[*]}"
+  (cd "$src" && "${cmd[@]}")
+}
+
+if [ "$TARGET" = source ]; then
+  source_main
+else
+  wheel_main
+fi

@@ -1,0 +1,931 @@
+# Owner(s): ["module: inductor"]
+"""Range-based custom-op autotuning with a torch.cond dispatch.
+
+Runs against a torch with the patch series applied (scripts/apply_and_build.sh).
+Winners are forced per range through ``test_configs.autotune_choice_name_regex``
+(one choice left per range), so no result depends on timing luck.
+"""
+
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+from collections.abc import Callable, Iterator
+from typing import Any
+from unittest import mock
+
+import torch
+import torch._inductor.config as inductor_config
+import torch._inductor.kernel.custom_op as custom_op
+from torch._dynamo.utils import counters
+from torch._inductor.kernel.custom_op import (
+    CustomOpConfig,
+    register_custom_op_autotuning,
+)
+from torch._inductor.utils import run_and_get_code
+from torch.testing import FileCheck
+from torch.testing._internal.common_utils import (
+    TestCase,
+    instantiate_parametrized_tests,
+    parametrize,
+    run_tests,
+)
+from torch.testing._internal.inductor_codegen_only import wrapper_dispatch
+
+
+HAS_CUDA = torch.cuda.is_available()
+LOG_NAME = "torch._inductor.kernel.custom_op"
+
+
+# ---------------------------------------------------------------- ops under test
+
+
+@torch.library.custom_op("range_test::scale_act", mutates_args=())
+def scale_act(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return torch.relu(x * weight)
+
+
+@scale_act.register_fake
+def _(x, weight):
+    return torch.empty_like(x)
+
+
+def short_impl(x, weight):
+    return torch.sin(x * weight)
+
+
+def medium_impl(x, weight):
+    return torch.tanh(x * weight)
+
+
+def long_impl(x, weight):
+    return torch.relu(x * weight)
+
+
+def cube_impl(x, weight):
+    return (x * weight) ** 3
+
+
+IMPLS = {f.__name__: f for f in (short_impl, medium_impl, long_impl, cube_impl)}
+
+
+@torch.library.custom_op("range_test::weighted", mutates_args=())
+def weighted(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The dispatch tensor (x) is the second argument; weight is 1-D."""
+    return x * weight
+
+
+@weighted.register_fake
+def _(weight, x):
+    return torch.empty_like(x)
+
+
+def weighted_sin(weight, x):
+    return torch.sin(x * weight)
+
+
+def weighted_tanh(weight, x):
+    return torch.tanh(x * weight)
+
+
+@torch.library.custom_op("range_test::affine", mutates_args=())
+def affine(
+    x: torch.Tensor, weight: torch.Tensor, alpha: float, mode: str = "add"
+) -> torch.Tensor:
+    return x * weight + alpha
+
+
+@affine.register_fake
+def _(x, weight, alpha, mode="add"):
+    return torch.empty_like(x)
+
+
+def affine_sin(x, weight, alpha, mode="add", scale=1.0):
+    out = torch.sin(x * weight) * scale
+    return out + alpha if mode == "add" else out - alpha
+
+
+def affine_tanh(x, weight, alpha, mode="add", scale=1.0):
+    out = torch.tanh(x * weight) * scale
+    return out + alpha if mode == "add" else out - alpha
+
+
+def affine_reference(x, weight, alpha, mode, impl, scale):
+    out = impl(x * weight) * scale
+    return out + alpha if mode == "add" else out - alpha
+
+
+# Impls that build tensors with factory functions (upstream bug 3).
+def ones_impl(x, weight):
+    return torch.sin(x * weight) + torch.ones_like(x)
+
+
+def arange_impl(x, weight):
+    return torch.tanh(x * weight) + torch.arange(x.shape[-1], dtype=x.dtype)
+
+
+def zeros_impl(x, weight):
+    return torch.relu(x * weight) + torch.zeros(x.shape, dtype=x.dtype)
+
+
+FACTORY_REFERENCE = {
+    "ones_impl": lambda x, w: torch.sin(x * w) + 1,
+    "arange_impl": lambda x, w: torch.tanh(x * w) + torch.arange(x.shape[-1]),
+    "zeros_impl": lambda x, w: torch.relu(x * w),
+}
+
+
+# Int8 weight-only linear (gpt-fast style), dispatched on the token dim M.
+@torch.library.custom_op("range_test::woq_linear", mutates_args=())
+def woq_linear(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return (x @ wq.to(x.dtype)) * scale
+
+
+@woq_linear.register_fake
+def _(x, wq, scale):
+    return x.new_empty(x.shape[0], wq.shape[1])
+
+
+def woq_gemv_impl(x, wq, scale):
+    """Dequantize inside a broadcast multiply-reduce: reads the weight once."""
+    prod = x.unsqueeze(-1).float() * wq.unsqueeze(0).float()
+    return (prod.sum(1) * scale.float()).to(x.dtype)
+
+
+def woq_mm_impl(x, wq, scale):
+    return (x @ wq.to(x.dtype)) * scale
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def range_label(start: int, end: float) -> str:
+    return f"range_{start}_{'inf' if end == math.inf else int(end)}"
+
+
+def ranges_of(split_points: list[int]) -> list[tuple[int, float]]:
+    starts = [1] + [p + 1 for p in split_points]
+    return list(zip(starts, [*split_points, math.inf]))
+
+
+def forced_winners(split_points: list[int], winners: list[str]) -> Any:
+    """A config patch that leaves exactly one choice, ``winners[i]``, in range i."""
+    assert len(winners) == len(split_points) + 1
+    regex = "|".join(
+        rf"_autotuned_{range_label(start, end)}_{impl}(_\S*)?$"
+        for (start, end), impl in zip(ranges_of(split_points), winners)
+    )
+    # Leave other autotuning (e.g. of an mm inside an impl) alone.
+    regex += "|^(?!.*_autotuned_)"
+    return inductor_config.patch({"test_configs.autotune_choice_name_regex": regex})
+
+
+def expected_impl(size: int, split_points: list[int], winners: list[str]) -> str:
+    for (_, end), impl in zip(ranges_of(split_points), winners):
+        if size <= end:
+            return impl
+    raise AssertionError("unreachable: the last range is unbounded")
+
+
+def register_scale_act(split_points: list[int], impls=None, **dispatch) -> None:
+    impls = impls or [short_impl, medium_impl, long_impl]
+    register_custom_op_autotuning(
+        scale_act,
+        configs=[CustomOpConfig(impl) for impl in impls],
+        dispatch_on={"tensor_name": "x", "dim": 1, **dispatch},
+        split_points=split_points,
+    )
+
+
+def scale_act_model(x, weight):
+    return scale_act(x, weight)
+
+
+@contextlib.contextmanager
+def count_calls(owner: Any, attr: str) -> Iterator[list[int]]:
+    """Count calls of ``owner.attr`` (a function or a class's __init__)."""
+    calls: list[int] = []
+    original = getattr(owner, attr)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    with mock.patch.object(owner, attr, counting):
+        yield calls
+
+
+def cond_depth(gm: torch.fx.GraphModule) -> int:
+    """Nesting depth of torch.cond in a traced graph (0: no cond)."""
+    depth = 0
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target is torch.ops.higher_order.cond:
+            branches = [getattr(gm, arg.target) for arg in node.args[1:3]]
+            depth = max(depth, 1 + max(cond_depth(b) for b in branches))
+    return depth
+
+
+def cond_predicates(gm: torch.fx.GraphModule) -> list[str]:
+    """The predicate of every cond in the graph tree, as its fx node's target."""
+    preds = []
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target is torch.ops.higher_order.cond:
+            preds.append(node.args[0].target.__name__)
+            for arg in node.args[1:3]:
+                preds.extend(cond_predicates(getattr(gm, arg.target)))
+    return preds
+
+
+class RangeTestCase(TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        torch._dynamo.reset()
+        counters.clear()
+        self._config = inductor_config.patch(force_disable_caches=True)
+        self._config.__enter__()
+
+    def tearDown(self) -> None:
+        self._config.__exit__(None, None, None)
+        torch._dynamo.reset()
+        super().tearDown()
+
+    def check_scale_act(
+        self, f: Callable, sizes: list[int], split_points, winners, batch=2, dim=64
+    ) -> None:
+        """f gives winners[range of size] at each size, checked by value."""
+        weight = torch.randn(dim)
+        for size in sizes:
+            x = torch.randn(batch, size, dim)
+            impl = expected_impl(max(size, 1), split_points, winners)
+            self.assertEqual(f(x, weight), IMPLS[impl](x, weight), msg=f"size {size}")
+
+
+# ---------------------------------------------------------------- the dispatch builder
+
+
+def _impl_config(fn: Callable, **kwargs: Any) -> Any:
+    return custom_op.ImplConfig(impl_name=fn.__name__, impl_func=fn, kwargs=kwargs)
+
+
+def _distinct_impls(count: int) -> list[Callable]:
+    def make(i: int) -> Callable:
+        def impl(x, weight):
+            return x * weight + i
+
+        impl.__name__ = f"impl_{i}"
+        return impl
+
+    return [make(i) for i in range(count)]
+
+
+def _trace(dispatch: Callable, *tensors: torch.Tensor) -> torch.fx.GraphModule:
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    return make_fx(dispatch, tracing_mode="symbolic")(*tensors)
+
+
+class TestBuildTorchCondDispatch(TestCase):
+    """``_build_torch_cond_dispatch`` traced alone with make_fx: no Inductor graph."""
+
+    def groups(self, impls: list[Callable], split_points: list[int]) -> list:
+        return [
+            (custom_op.RangeBounds(start, end), _impl_config(impl))
+            for (start, end), impl in zip(ranges_of(split_points), impls)
+        ]
+
+    @parametrize("num_groups", [2, 3, 8])
+    def test_balanced_tree_depth(self, num_groups: int) -> None:
+        split_points = [100 * (i + 1) for i in range(num_groups - 1)]
+        impls = _distinct_impls(num_groups)
+        dispatch = custom_op._build_torch_cond_dispatch(
+            self.groups(impls, split_points), dispatch_index=0, dispatch_dim=1
+        )
+        gm = _trace(dispatch, torch.randn(2, 150, 4), torch.randn(4))
+        self.assertEqual(cond_depth(gm), math.ceil(math.log2(num_groups)))
+        # One `size <= boundary` per cond node, G - 1 nodes in all.
+        self.assertEqual(cond_predicates(gm), ["le"] * (num_groups - 1))
+
+    @parametrize("num_groups", [2, 3, 8])
+    def test_each_size_takes_its_range(self, num_groups: int) -> None:
+        split_points = [100 * (i + 1) for i in range(num_groups - 1)]
+        impls = _distinct_impls(num_groups)
+        dispatch = custom_op._build_torch_cond_dispatch(
+            self.groups(impls, split_points), dispatch_index=0, dispatch_dim=1
+        )
+        gm = _trace(dispatch, torch.randn(2, 150, 4), torch.randn(4))
+        weight = torch.randn(4)
+        for i, (start, end) in enumerate(ranges_of(split_points)):
+            for size in {start, min(end, start + 250)}:
+                x = torch.randn(2, size, 4)
+                self.assertEqual(gm(x, weight), impls[i](x, weight), msg=f"{size}")
+
+    def test_adjacent_ranges_with_one_winner_merge(self) -> None:
+        a, b = _distinct_impls(2)
+        dispatch = custom_op._build_torch_cond_dispatch(
+            self.groups([a, a, b, b], [100, 200, 300]), 0, 1
+        )
+        gm = _trace(dispatch, torch.randn(2, 150, 4), torch.randn(4))
+        self.assertEqual(cond_depth(gm), 1)
+        FileCheck().check("le = ").check("200").run(gm.code)
+
+    def test_non_adjacent_ranges_with_one_winner_stay_apart(self) -> None:
+        a, b = _distinct_impls(2)
+        dispatch = custom_op._build_torch_cond_dispatch(
+            self.groups([a, b, a], [100, 200]), 0, 1
+        )
+        gm = _trace(dispatch, torch.randn(2, 150, 4), torch.randn(4))
+        self.assertEqual(cond_predicates(gm), ["le", "le"])
+        weight = torch.randn(4)
+        for size, impl in [(50, a), (150, b), (250, a)]:
+            x = torch.randn(2, size, 4)
+            self.assertEqual(gm(x, weight), impl(x, weight))
+
+    def test_same_name_different_functions_do_not_merge(self) -> None:
+        a, b = _distinct_impls(2)
+        b.__name__ = a.__name__
+        dispatch = custom_op._build_torch_cond_dispatch(
+            self.groups([a, b], [100]), 0, 1
+        )
+        gm = _trace(dispatch, torch.randn(2, 150, 4), torch.randn(4))
+        self.assertEqual(cond_depth(gm), 1)
+
+    def test_dispatch_on_second_tensor_and_kwargs(self) -> None:
+        groups = [
+            (custom_op.RangeBounds(1, 8), _impl_config(affine_sin, alpha=1.0)),
+            (custom_op.RangeBounds(9, math.inf), _impl_config(affine_tanh, alpha=2.0)),
+        ]
+        # Tensors (x, weight); dispatch on weight's dim 0.
+        dispatch = custom_op._build_torch_cond_dispatch(groups, 1, 0)
+        gm = _trace(dispatch, torch.randn(3, 16), torch.randn(16))
+        x, w8, w9 = torch.randn(3, 8), torch.randn(8), torch.randn(9)
+        self.assertEqual(gm(x, w8), affine_sin(x, w8, alpha=1.0))
+        x9 = torch.randn(3, 9)
+        self.assertEqual(gm(x9, w9), affine_tanh(x9, w9, alpha=2.0))
+
+    def test_single_group_has_no_cond(self) -> None:
+        (a,) = _distinct_impls(1)
+        dispatch = custom_op._build_torch_cond_dispatch(
+            [(custom_op.RangeBounds(1, math.inf), _impl_config(a))], 0, 1
+        )
+        gm = _trace(dispatch, torch.randn(2, 150, 4), torch.randn(4))
+        self.assertEqual(cond_depth(gm), 0)
+
+    def test_gap_between_ranges_is_rejected(self) -> None:
+        a, b = _distinct_impls(2)
+        groups = [
+            (custom_op.RangeBounds(1, 10), _impl_config(a)),
+            (custom_op.RangeBounds(12, math.inf), _impl_config(b)),
+        ]
+        with self.assertRaisesRegex(ValueError, "must be contiguous"):
+            custom_op._build_torch_cond_dispatch(groups, 0, 1)
+
+
+instantiate_parametrized_tests(TestBuildTorchCondDispatch)
+
+
+# ---------------------------------------------------------------- lowering behaviour
+
+SPLITS = [512, 2048]
+WINNERS = ["short_impl", "medium_impl", "long_impl"]
+
+
+class TestRangeLowering(RangeTestCase):
+    def compile_forced(self, split_points, winners, *args, dynamic=True, **patches):
+        f = torch.compile(scale_act_model, dynamic=dynamic)
+        with forced_winners(split_points, winners), inductor_config.patch(patches):
+            out, codes = run_and_get_code(f, *args)
+        return f, out, codes
+
+    def test_no_subgraph_buffer_and_one_inline(self) -> None:
+        # Upstream bug 1: every range built an ir.SubgraphBuffer it threw away.
+        # Two real choices per range (no forcing): the decision needs benchmarks.
+        register_scale_act(SPLITS, impls=[long_impl, cube_impl])
+        x, weight = torch.randn(2, 256, 64), torch.randn(64)
+        from torch._inductor import ir
+        from torch._inductor.codegen import subgraph
+
+        with (
+            count_calls(ir.SubgraphBuffer, "__init__") as buffers,
+            count_calls(subgraph, "inline_subgraph_to_ir_nodes") as inlines,
+        ):
+            f = torch.compile(scale_act_model, dynamic=True)
+            out = f(x, weight)
+        self.assertEqual(len(buffers), 0)
+        self.assertEqual(len(inlines), 1)
+        self.assertEqual(counters["inductor"]["select_algorithm_autotune"], 3)
+        self.assertTrue(
+            torch.allclose(out, long_impl(x, weight))
+            or torch.allclose(out, cube_impl(x, weight))
+        )
+
+    def test_dispatch_tensor_is_not_first(self) -> None:
+        # Upstream bug 2: the predicate read the first tensor input, here the
+        # 1-D weight: IndexError on weight.size(1).
+        register_custom_op_autotuning(
+            weighted,
+            configs=[CustomOpConfig(weighted_sin), CustomOpConfig(weighted_tanh)],
+            dispatch_on={"tensor_name": "x", "dim": 1},
+            split_points=[100],
+        )
+        f = torch.compile(lambda w, x: weighted(w, x), dynamic=True)
+        weight = torch.randn(64)
+        with forced_winners([100], ["weighted_sin", "weighted_tanh"]):
+            f(weight, torch.randn(2, 50, 64))
+        for size, impl in [
+            (50, weighted_sin),
+            (100, weighted_sin),
+            (101, weighted_tanh),
+        ]:
+            x = torch.randn(2, size, 64)
+            self.assertEqual(f(weight, x), impl(weight, x), msg=f"size {size}")
+
+    def test_factory_functions_in_impls(self) -> None:
+        # Upstream bug 3: "Please convert all Tensors to FakeTensors first".
+        register_scale_act(SPLITS, impls=[ones_impl, arange_impl, zeros_impl])
+        winners = ["ones_impl", "arange_impl", "zeros_impl"]
+        f, _, _ = self.compile_forced(
+            SPLITS, winners, torch.randn(2, 256, 64), torch.randn(64)
+        )
+        weight = torch.randn(64)
+        for size in [256, 1024, 4096]:
+            x = torch.randn(2, size, 64)
+            impl = expected_impl(size, SPLITS, winners)
+            self.assertEqual(f(x, weight), FACTORY_REFERENCE[impl](x, weight))
+
+    def test_non_adjacent_ranges_share_a_winner(self) -> None:
+        # Upstream bug 4: grouping ranges 1 and 3 gave an OR predicate whose
+        # traced operands held a plain int; Conditional.create asserted.
+        register_scale_act(SPLITS)
+        winners = ["short_impl", "medium_impl", "short_impl"]
+        f, _, codes = self.compile_forced(
+            SPLITS, winners, torch.randn(2, 256, 64), torch.randn(64)
+        )
+        self.check_scale_act(f, [256, 1024, 4096], SPLITS, winners)
+
+    def test_one_choice_left(self) -> None:
+        # Upstream bug 5: with one choice, autotune_select_algorithm returned a
+        # bare node: "cannot unpack non-iterable TensorBox object".
+        register_scale_act(SPLITS)
+        f, _, _ = self.compile_forced(
+            SPLITS, WINNERS, torch.randn(2, 256, 64), torch.randn(64)
+        )
+        self.check_scale_act(f, [256, 1024, 4096], SPLITS, WINNERS)
+
+    def test_static_dim_tunes_only_its_range(self) -> None:
+        # Upstream bug 6: a static dim was benchmarked at the top of every range,
+        # not at its own size. Two real choices: the benchmark runs.
+        register_scale_act(SPLITS, impls=[long_impl, cube_impl])
+        x, weight = torch.randn(2, 300, 64), torch.randn(64)
+        out = torch.compile(scale_act_model, dynamic=False)(x, weight)
+        self.assertEqual(counters["inductor"]["select_algorithm_autotune"], 1)
+        self.assertTrue(
+            torch.allclose(out, long_impl(x, weight))
+            or torch.allclose(out, cube_impl(x, weight))
+        )
+
+    @parametrize("size", [1, 300, 600, 5000])
+    def test_dynamic_false_uses_its_range_winner(self, size: int) -> None:
+        register_scale_act(SPLITS)
+        x, weight = torch.randn(2, size, 64), torch.randn(64)
+        f, out, codes = self.compile_forced(SPLITS, WINNERS, x, weight, dynamic=False)
+        impl = expected_impl(size, SPLITS, WINNERS)
+        self.assertEqual(out, IMPLS[impl](x, weight))
+        self.assertNotIn("if ", wrapper_dispatch(codes[0]))
+
+    def test_every_boundary_dynamic(self) -> None:
+        register_scale_act(SPLITS)
+        f, _, _ = self.compile_forced(
+            SPLITS, WINNERS, torch.randn(2, 256, 64), torch.randn(64)
+        )
+        boundaries = [
+            n
+            for start, end in ranges_of(SPLITS)
+            for n in (start - 1, start, end, end + 1)
+        ]
+        sizes = sorted({n for n in boundaries if 2 <= n < math.inf} | {100_000})
+        with torch.compiler.set_stance("fail_on_recompile"):
+            self.check_scale_act(f, sizes, SPLITS, WINNERS)
+        # Sizes 0 and 1 are specialized by Dynamo: one recompile each, static path,
+        # first range's winner.
+        with forced_winners(SPLITS, WINNERS):
+            self.check_scale_act(f, [1, 0], SPLITS, WINNERS)
+
+    def test_negative_dim(self) -> None:
+        register_scale_act([100], impls=[short_impl, medium_impl], dim=-2)
+        winners = ["short_impl", "medium_impl"]
+        f, _, _ = self.compile_forced(
+            [100], winners, torch.randn(2, 50, 64), torch.randn(64)
+        )
+        self.check_scale_act(f, [50, 100, 101, 300], [100], winners)
+
+    def test_non_tensor_args_and_kwargs(self) -> None:
+        register_custom_op_autotuning(
+            affine,
+            configs=[
+                CustomOpConfig(affine_sin, scale=2.0),
+                CustomOpConfig(affine_tanh, scale=3.0),
+            ],
+            dispatch_on={"tensor_name": "x", "dim": 0},
+            split_points=[16],
+        )
+        f = torch.compile(lambda x, w: affine(x, w, 0.5, mode="sub"), dynamic=True)
+        weight = torch.randn(32)
+        with forced_winners([16], ["affine_sin", "affine_tanh"]):
+            f(torch.randn(4, 32), weight)
+        for size, impl, scale in [
+            (4, torch.sin, 2.0),
+            (16, torch.sin, 2.0),
+            (17, torch.tanh, 3.0),
+        ]:
+            x = torch.randn(size, 32)
+            expected = affine_reference(x, weight, 0.5, "sub", impl, scale)
+            self.assertEqual(f(x, weight), expected, msg=f"size {size}")
+
+    def test_cpp_wrapper(self) -> None:
+        register_scale_act(SPLITS)
+        f, _, codes = self.compile_forced(
+            SPLITS, WINNERS, torch.randn(2, 256, 64), torch.randn(64), cpp_wrapper=True
+        )
+        FileCheck().check("if (").check("else").run(codes[-1])
+        with inductor_config.patch(cpp_wrapper=True):
+            self.check_scale_act(f, [256, 512, 513, 2048, 2049, 3000], SPLITS, WINNERS)
+
+    def test_guarding_impl_falls_back_to_one_winner(self) -> None:
+        def guarding_impl(x, weight):
+            # Branches on the size in Python: tracing it symbolically adds a guard.
+            return torch.sin(x * weight) if x.shape[1] > 100 else torch.cos(x * weight)
+
+        register_scale_act([100], impls=[guarding_impl, medium_impl])
+        x, weight = torch.randn(2, 256, 64), torch.randn(64)
+        # Per range: guarding_impl, then medium_impl; the fallback's own tuning
+        # (no range in its choice names) keeps medium_impl.
+        regex = (
+            r"_range_1_100_guarding_impl_\d+$|_range_101_inf_medium_impl_\d+$"
+            r"|_autotuned_medium_impl_\d+$|^(?!.*_autotuned_)"
+        )
+        f = torch.compile(scale_act_model, dynamic=True)
+        with (
+            self.assertLogs(LOG_NAME, level=logging.WARNING) as logs,
+            inductor_config.patch({"test_configs.autotune_choice_name_regex": regex}),
+        ):
+            out = f(x, weight)
+        self.assertIn("added shape guards", "\n".join(logs.output))
+        self.assertIn(
+            "falling back to one autotuned implementation", "\n".join(logs.output)
+        )
+        self.assertEqual(out, medium_impl(x, weight))
+
+    def test_logs_one_line_per_range(self) -> None:
+        register_scale_act(SPLITS, impls=[long_impl, cube_impl])
+        with self.assertLogs(LOG_NAME, level=logging.INFO) as logs:
+            torch.compile(scale_act_model, dynamic=True)(
+                torch.randn(2, 256, 64), torch.randn(64)
+            )
+        lines = [line for line in logs.output if "winner" in line]
+        self.assertEqual(len(lines), 3)
+        for line, (start, end) in zip(lines, ranges_of(SPLITS)):
+            self.assertRegex(
+                line,
+                rf"{range_label(start, end)}: winner \w+; (\w+(\(.*\))? [\d.]+ ms(, )?)+$",
+            )
+
+
+instantiate_parametrized_tests(TestRangeLowering)
+
+
+class TestWoqLinear(RangeTestCase):
+    """Upstream bug 7: int8 weight-only linear failed for every dynamic M."""
+
+    def run_woq(self, device: str, dtype: torch.dtype, k: int, n: int) -> None:
+        register_custom_op_autotuning(
+            woq_linear,
+            configs=[CustomOpConfig(woq_gemv_impl), CustomOpConfig(woq_mm_impl)],
+            dispatch_on={"tensor_name": "x", "dim": 0, "range_upper_bound": 256},
+            split_points=[1, 8],
+        )
+        wq = torch.randint(-127, 127, (k, n), device=device, dtype=torch.int8)
+        scale = torch.rand(n, device=device, dtype=dtype) * 0.01
+        f = torch.compile(lambda x: woq_linear(x, wq, scale), dynamic=True)
+        winners = ["woq_gemv_impl", "woq_mm_impl", "woq_mm_impl"]
+        with forced_winners([1, 8], winners):
+            for m in [4, 2, 1, 64, 8, 9]:
+                x = torch.randn(m, k, device=device, dtype=dtype)
+                expected = (x.float() @ wq.float()) * scale.float()
+                self.assertEqual(
+                    f(x).float(), expected, atol=2e-1, rtol=2e-2, msg=f"M={m}"
+                )
+
+    def test_woq_linear_cpu(self) -> None:
+        self.run_woq("cpu", torch.bfloat16, 256, 256)
+
+    @unittest.skipUnless(HAS_CUDA, "needs CUDA")
+    def test_woq_linear_cuda(self) -> None:
+        self.run_woq("cuda", torch.bfloat16, 4096, 4096)
+
+
+# ---------------------------------------------------------------- the patch scripts
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+APPLY = REPO / "scripts" / "apply_and_build.sh"
+
+
+def _sha256(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _git(cwd: pathlib.Path, *args: str) -> str:
+    identity = ["-c", "user.name=t", "-c", "user.email=t@invalid"]
+    return subprocess.run(
+        ["git", *identity, *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@unittest.skipUnless(shutil.which("git"), "needs git")
+class TestPatchScripts(TestCase):
+    """scripts/apply_and_build.sh on a synthetic series, torch tree and checkout."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tmp = pathlib.Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.version_py = pathlib.Path(torch.__file__).with_name("version.py")
+        self.files = {
+            "torch/alpha.py": "a = 1\nb = 2\n",
+            "torch/sub/beta.py": "def f():\n    return 1\n",
+        }
+        # The series: one patch made with git format-patch from a scratch repo.
+        scratch = self.make_checkout(self.tmp / "scratch")
+        (scratch / "torch/alpha.py").write_text("a = 1\nb = 3\n")
+        (scratch / "torch/sub/beta.py").write_text("def f():\n    return 2\n")
+        _git(scratch, "commit", "-qam", "[test] Change alpha and beta")
+        self.patches = self.tmp / "patches"
+        self.patches.mkdir()
+        _git(scratch, "format-patch", "-q", "-o", str(self.patches), "HEAD~1")
+        (self.patches / "series").write_text(
+            "".join(p.name + "\n" for p in sorted(self.patches.glob("*.patch")))
+        )
+        self.write_base(self.patches, self.commit_of(self.version_py))
+        self.overlay = self.tmp / "overlay"
+        (self.overlay / "torch/testing").mkdir(parents=True)
+        (self.overlay / "torch/testing/helper.py").write_text("HELPER = 1\n")
+        self.site = self.tmp / "site"
+        self.make_tree(self.site)
+
+    # -- fixtures
+    def commit_of(self, version_py: pathlib.Path) -> str:
+        return re.search(r"git_version = '(\w+)'", version_py.read_text()).group(1)
+
+    def write_base(self, patches: pathlib.Path, commit: str) -> None:
+        lines = ["version 2.11.0", f"commit {commit}"]
+        lines += [
+            f"sha256 {hashlib.sha256(text.encode()).hexdigest()} {rel}"
+            for rel, text in self.files.items()
+        ]
+        (patches / "BASE").write_text("\n".join(lines) + "\n")
+
+    def make_tree(self, root: pathlib.Path) -> None:
+        for rel, text in self.files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        shutil.copy(self.version_py, root / "torch/version.py")
+
+    def make_checkout(self, root: pathlib.Path) -> pathlib.Path:
+        self.make_tree(root)
+        _git(root, "init", "-q")
+        _git(root, "add", ".")
+        _git(root, "commit", "-qm", "base")
+        return root
+
+    def run_script(self, *args: str, env: Any = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(APPLY), "--patches", str(self.patches)]
+            + ["--overlay", str(self.overlay), "--no-demo", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+
+    def tree_shas(self, root: pathlib.Path) -> dict[str, str]:
+        return {
+            str(p.relative_to(root)): _sha256(p) for p in root.rglob("*") if p.is_file()
+        }
+
+    # -- installed-wheel target
+    def test_apply_twice_second_is_noop(self) -> None:
+        first = self.run_script("--torch-dir", str(self.site / "torch"))
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertEqual((self.site / "torch/alpha.py").read_text(), "a = 1\nb = 3\n")
+        self.assertEqual(
+            (self.site / "torch/testing/helper.py").read_text(), "HELPER = 1\n"
+        )
+        applied = self.tree_shas(self.site)
+        second = self.run_script("--torch-dir", str(self.site / "torch"))
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertIn("already applied", second.stdout)
+        self.assertEqual(self.tree_shas(self.site), applied)
+
+    def test_revert_restores_checksums(self) -> None:
+        pristine = self.tree_shas(self.site)
+        self.assertEqual(
+            self.run_script("--torch-dir", str(self.site / "torch")).returncode, 0
+        )
+        revert = self.run_script("--torch-dir", str(self.site / "torch"), "--revert")
+        self.assertEqual(revert.returncode, 0, revert.stderr)
+        self.assertIn("match the sha256 in BASE", revert.stdout)
+        self.assertEqual(self.tree_shas(self.site), pristine)
+
+    def test_check_says_it_would_apply(self) -> None:
+        pristine = self.tree_shas(self.site)
+        check = self.run_script("--torch-dir", str(self.site / "torch"), "--check")
+        self.assertEqual(check.returncode, 0, check.stderr)
+        self.assertIn("would apply cleanly", check.stdout)
+        self.assertEqual(self.tree_shas(self.site), pristine)
+
+    def test_check_on_modified_file_fails_clearly(self) -> None:
+        (self.site / "torch/sub/beta.py").write_text("edited\n")
+        check = self.run_script("--torch-dir", str(self.site / "torch"), "--check")
+        self.assertEqual(check.returncode, 1)
+        self.assertRegex(
+            check.stderr,
+            r"^apply_and_build.sh: error: .*torch/sub/beta.py matches neither the base "
+            r"\(2.11.0\) nor the patched state",
+        )
+        self.assertEqual(len(check.stderr.strip().splitlines()), 1)
+
+    def test_nothing_half_applied_when_a_patch_fails(self) -> None:
+        # alpha.py is pristine but beta.py is not: refused before anything is written.
+        (self.site / "torch/sub/beta.py").write_text("edited\n")
+        before = self.tree_shas(self.site)
+        result = self.run_script("--torch-dir", str(self.site / "torch"))
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(self.tree_shas(self.site), before)
+
+    def test_wrong_torch_version_is_refused(self) -> None:
+        version_py = self.site / "torch/version.py"
+        version_py.write_text(
+            version_py.read_text().replace(
+                "__version__ = '2.11.0", "__version__ = '2.10.0"
+            )
+        )
+        result = self.run_script("--torch-dir", str(self.site / "torch"))
+        self.assertEqual(result.returncode, 4)
+        self.assertIn("is version '2.10.0", result.stderr)
+        self.assertIn("the series needs 2.11.0", result.stderr)
+
+    def test_missing_patch_tool_is_reported(self) -> None:
+        bin_dir = self.tmp / "bin"
+        bin_dir.mkdir()
+        for tool in [
+            "bash",
+            "awk",
+            "sed",
+            "grep",
+            "sha256sum",
+            "mktemp",
+            "rm",
+            "find",
+            "sort",
+            "head",
+            "tr",
+            "cat",
+            "dirname",
+            "mkdir",
+            "cp",
+            "cmp",
+            "mv",
+        ]:
+            os.symlink(shutil.which(tool), bin_dir / tool)
+        env = {**os.environ, "PATH": str(bin_dir)}
+        result = self.run_script("--torch-dir", str(self.site / "torch"), env=env)
+        self.assertEqual(result.returncode, 3)
+        self.assertIn("neither 'git' nor 'patch' is on PATH", result.stderr)
+
+    def test_help(self) -> None:
+        result = subprocess.run(
+            ["bash", str(APPLY), "--help"], capture_output=True, text=True
+        )
+        self.assertEqual(result.returncode, 0)
+        for option in ["--python", "--check", "--revert", "--source", "--build"]:
+            self.assertIn(option, result.stdout)
+        bad = subprocess.run(
+            ["bash", str(APPLY), "--bogus"], capture_output=True, text=True
+        )
+        self.assertEqual(bad.returncode, 2)
+
+    # -- source-checkout target
+    def source_checkout(self) -> pathlib.Path:
+        checkout = self.make_checkout(self.tmp / "pytorch")
+        self.write_base(self.patches, _git(checkout, "rev-parse", "HEAD"))
+        return checkout
+
+    def test_source_applies_with_git_am(self) -> None:
+        checkout = self.source_checkout()
+        result = self.run_script("--source", str(checkout))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        subjects = _git(checkout, "log", "--format=%s", "-3").splitlines()
+        self.assertEqual(
+            subjects,
+            [
+                "[test] Change alpha and beta",
+                "Add torch_overlay files of the custom-op range series",
+                "base",
+            ],
+        )
+        self.assertEqual(
+            (checkout / "torch/sub/beta.py").read_text(), "def f():\n    return 2\n"
+        )
+        again = self.run_script("--source", str(checkout))
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertIn("already applied", again.stdout)
+        self.assertEqual(len(_git(checkout, "log", "--format=%s").splitlines()), 3)
+
+    def test_source_refuses_dirty_tree(self) -> None:
+        checkout = self.source_checkout()
+        (checkout / "torch/alpha.py").write_text("dirty\n")
+        result = self.run_script("--source", str(checkout))
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("has uncommitted changes", result.stderr)
+
+    def test_source_refuses_wrong_head(self) -> None:
+        checkout = self.source_checkout()
+        (checkout / "torch/alpha.py").write_text("later\n")
+        _git(checkout, "commit", "-qam", "later")
+        result = self.run_script("--source", str(checkout))
+        self.assertEqual(result.returncode, 4)
+        self.assertIn("the series needs the base commit", result.stderr)
+
+    def test_source_build_dry_run(self) -> None:
+        checkout = self.source_checkout()
+        env = {**os.environ, "MAX_JOBS": "3", "USE_CUDA": "0"}
+        result = self.run_script(
+            "--source", str(checkout), "--build", "--dry-run", env=env
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(
+            result.stdout,
+            r"would run in .*pytorch: env USE_CUDA=0 MAX_JOBS=3 \S*python\S* -m pip install "
+            r"-e \. -v --no-build-isolation",
+        )
+
+    def test_real_series_applies_to_checkout_of_wheel_files(self) -> None:
+        # Pristine copies of the files the real series touches, from this torch
+        # (reverted in a scratch tree when it is patched), committed as a checkout.
+        real_patches = REPO / "patches"
+        touched = [
+            line.split()[2]
+            for line in (real_patches / "BASE").read_text().splitlines()
+            if line.startswith("sha256 ")
+        ]
+        site = pathlib.Path(torch.__file__).parents[1]
+        checkout = self.tmp / "pytorch"
+        overlay_files = [
+            str(p.relative_to(REPO / "torch_overlay"))
+            for p in (REPO / "torch_overlay").rglob("*.py")
+        ]
+        for rel in ["torch/version.py", *touched, *overlay_files]:
+            if (site / rel).exists():
+                (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(site / rel, checkout / rel)
+        subprocess.run(
+            ["bash", str(APPLY), "--torch-dir", str(checkout / "torch"), "--revert"],
+            check=True,
+            capture_output=True,
+        )
+        _git(checkout, "init", "-q")
+        _git(checkout, "add", ".")
+        _git(checkout, "commit", "-qm", "base")
+        patches = self.tmp / "real_patches"
+        shutil.copytree(real_patches, patches)
+        base = (patches / "BASE").read_text()
+        (patches / "BASE").write_text(
+            re.sub(
+                r"^commit \w+",
+                f"commit {_git(checkout, 'rev-parse', 'HEAD')}",
+                base,
+                flags=re.MULTILINE,
+            )
+        )
+        result = subprocess.run(
+            ["bash", str(APPLY), "--patches", str(patches), "--source", str(checkout)],
+            capture_output=True,
+            text=True,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        series = (patches / "series").read_text().split()
+        self.assertEqual(
+            len(_git(checkout, "log", "--format=%s").splitlines()), len(series) + 2
+        )
+        if hasattr(custom_op, "_build_torch_cond_dispatch"):  # this torch is patched
+            for rel in touched + overlay_files:
+                self.assertEqual(_sha256(checkout / rel), _sha256(site / rel), msg=rel)
+
+
+if __name__ == "__main__":
+    run_tests()
