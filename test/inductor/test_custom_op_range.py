@@ -37,7 +37,12 @@ from torch.testing._internal.common_utils import (
     parametrize,
     run_tests,
 )
-from torch.testing._internal.inductor_codegen_only import wrapper_dispatch
+from torch.testing._internal.inductor_codegen_only import (
+    kernel_names,
+    normalize_triton_code,
+    triton_code_for,
+    wrapper_dispatch,
+)
 
 
 HAS_CUDA = torch.cuda.is_available()
@@ -628,6 +633,831 @@ class TestWoqLinear(RangeTestCase):
     @unittest.skipUnless(HAS_CUDA, "needs CUDA")
     def test_woq_linear_cuda(self) -> None:
         self.run_woq("cuda", torch.bfloat16, 4096, 4096)
+
+
+# ---------------------------------------------------------------- emitted kernels
+
+
+def _elementwise(name: str, fn: Callable) -> Callable:
+    def impl(x, weight):
+        return fn(x * weight)
+
+    impl.__name__ = name
+    return impl
+
+
+# Eight impls whose kernels differ in one op, for the 8-group tree.
+EIGHT_IMPLS = [
+    _elementwise(f"g{i}_{fn.__name__}", fn)
+    for i, fn in enumerate(
+        [
+            torch.sin,
+            torch.cos,
+            torch.tanh,
+            torch.sigmoid,
+            torch.exp,
+            torch.abs,
+            torch.neg,
+            torch.relu,
+        ]
+    )
+]
+IMPLS.update({impl.__name__: impl for impl in EIGHT_IMPLS})
+
+KERNEL_CASES = {
+    "three_groups": ([512, 2048], WINNERS),
+    "eight_groups": ([64 * i for i in range(1, 8)], [f.__name__ for f in EIGHT_IMPLS]),
+    "merged_ranges": ([512, 2048], ["short_impl", "short_impl", "long_impl"]),
+    "single_winner": ([512, 2048], ["medium_impl"] * 3),
+}
+
+
+def seed_dispatch(x, weight):
+    """The seed's example: raw torch.cond on x.shape[1], nested."""
+    return torch.cond(
+        x.shape[1] <= 512,
+        short_impl,
+        lambda x, w: torch.cond(x.shape[1] <= 2048, medium_impl, long_impl, (x, w)),
+        (x, weight),
+    )
+
+
+def seed_reference(x, weight):
+    impl = (
+        short_impl
+        if x.shape[1] <= 512
+        else medium_impl
+        if x.shape[1] <= 2048
+        else long_impl
+    )
+    return impl(x, weight)
+
+
+class KernelTestCase(RangeTestCase):
+    def register_case(self, case: str) -> tuple[list[int], list[str]]:
+        split_points, winners = KERNEL_CASES[case]
+        impls = [IMPLS[name] for name in dict.fromkeys(winners)]
+        register_scale_act(split_points, impls=impls)
+        return split_points, winners
+
+    def triton_codegen(self, case: str, dynamic: bool = True, size: int = 256) -> str:
+        """Codegen-only Triton (CPU machine, sm90 target) for a kernel case."""
+        split_points, winners = self.register_case(case)
+        f = torch.compile(scale_act_model, dynamic=dynamic)
+        with forced_winners(split_points, winners):
+            return triton_code_for(f, torch.randn(2, size, 64), torch.randn(64))
+
+    def compiled(self, case: str, device: str, dynamic: bool = True, size: int = 256):
+        """(compiled fn, wrapper code) of a real compile of a kernel case."""
+        split_points, winners = self.register_case(case)
+        f = torch.compile(scale_act_model, dynamic=dynamic)
+        x = torch.randn(2, size, 64, device=device)
+        with forced_winners(split_points, winners):
+            _, codes = run_and_get_code(f, x, torch.randn(64, device=device))
+        return f, codes[-1]
+
+    def boundary_sizes(self, split_points: list[int]) -> list[int]:
+        return sorted(
+            {n for p in split_points for n in (p, p + 1) if n >= 2}
+            | {2, 3 * split_points[-1]}
+        )
+
+
+class TestEmittedTritonCodegenOnly(KernelTestCase):
+    """Triton source emitted on this CPU machine for an sm90 target; nothing runs."""
+
+    def test_seed_cond(self) -> None:
+        code = triton_code_for(
+            torch.compile(seed_dispatch, dynamic=True),
+            torch.randn(2, 256, 64),
+            torch.randn(64),
+        )
+        self.assertEqual(
+            kernel_names(code),
+            [
+                "triton_poi_fused_mul_sin_0",
+                "triton_poi_fused_mul_tanh_1",
+                "triton_poi_fused_mul_relu_2",
+            ],
+        )
+        self.assertExpectedInline(
+            normalize_triton_code(code),
+            """\
+kernel triton_poi_fused_mul_sin_0:
+def triton_poi_fused_mul_sin_0(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
+    xoffset = tl.program_id(0) * XBLOCK
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    xmask = xindex < xnumel
+    x2 = xindex
+    x0 = (xindex % ks0)
+    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
+    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
+    tmp2 = tmp0 * tmp1
+    tmp3 = tl_math.sin(tmp2)
+    tl.store(out_ptr0 + (x2), tmp3, xmask)
+
+kernel triton_poi_fused_mul_tanh_1:
+def triton_poi_fused_mul_tanh_1(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
+    xoffset = tl.program_id(0) * XBLOCK
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    xmask = xindex < xnumel
+    x2 = xindex
+    x0 = (xindex % ks0)
+    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
+    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
+    tmp2 = tmp0 * tmp1
+    tmp3 = libdevice.tanh(tmp2)
+    tl.store(out_ptr0 + (x2), tmp3, xmask)
+
+kernel triton_poi_fused_mul_relu_2:
+def triton_poi_fused_mul_relu_2(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
+    xoffset = tl.program_id(0) * XBLOCK
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    xmask = xindex < xnumel
+    x2 = xindex
+    x0 = (xindex % ks0)
+    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
+    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
+    tmp2 = tmp0 * tmp1
+    tmp3 = tl.full([1], 0, tl.int32)
+    tmp4 = triton_helpers.maximum(tmp3, tmp2)
+    tl.store(out_ptr0 + (x2), tmp4, xmask)
+
+def true_graph_0(args):
+    triton_poi_fused_mul_sin_0_xnumel = s27*s53*s77
+    triton_poi_fused_mul_sin_0.run(true_graph_0_arg1_1, true_graph_0_arg0_1, true_graph_0_buf0, s53, triton_poi_fused_mul_sin_0_xnumel)
+    return (true_graph_0_buf0, )
+
+def false_graph_0_true_graph_0(args):
+    triton_poi_fused_mul_tanh_1_xnumel = s27*s53*s77
+    triton_poi_fused_mul_tanh_1.run(false_graph_0_true_graph_0_arg1_1, false_graph_0_true_graph_0_arg0_1, false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_mul_tanh_1_xnumel)
+    return (false_graph_0_true_graph_0_buf0, )
+
+def false_graph_0_false_graph_0(args):
+    triton_poi_fused_mul_relu_2_xnumel = s27*s53*s77
+    triton_poi_fused_mul_relu_2.run(false_graph_0_false_graph_0_arg1_1, false_graph_0_false_graph_0_arg0_1, false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_mul_relu_2_xnumel)
+    return (false_graph_0_false_graph_0_buf0, )
+
+def false_graph_0(args):
+    if s27 <= 2048:
+        # subgraph: true_graph_0
+        false_graph_0_buf0 = false_graph_0_true_graph_0(false_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        false_graph_0_buf0 = false_graph_0_false_graph_0(false_graph_0_false_graph_0_args)
+    false_graph_0_buf1 = false_graph_0_buf0[0]
+    return (false_graph_0_buf1, )
+
+def call(args):
+    if s27 <= 512:
+        # subgraph: true_graph_0
+        buf0 = true_graph_0(true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        buf0 = false_graph_0(false_graph_0_args)
+    buf1 = buf0[0]
+    return (buf1, )
+""",
+        )
+
+    def test_three_groups(self) -> None:
+        self.assertExpectedInline(
+            normalize_triton_code(self.triton_codegen("three_groups")),
+            """\
+kernel triton_poi_fused_scale_act_0:
+def triton_poi_fused_scale_act_0(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
+    xoffset = tl.program_id(0) * XBLOCK
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    xmask = xindex < xnumel
+    x2 = xindex
+    x0 = (xindex % ks0)
+    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
+    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
+    tmp2 = tmp0 * tmp1
+    tmp3 = tl_math.sin(tmp2)
+    tl.store(out_ptr0 + (x2), tmp3, xmask)
+
+kernel triton_poi_fused_scale_act_1:
+def triton_poi_fused_scale_act_1(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
+    xoffset = tl.program_id(0) * XBLOCK
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    xmask = xindex < xnumel
+    x2 = xindex
+    x0 = (xindex % ks0)
+    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
+    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
+    tmp2 = tmp0 * tmp1
+    tmp3 = libdevice.tanh(tmp2)
+    tl.store(out_ptr0 + (x2), tmp3, xmask)
+
+kernel triton_poi_fused_scale_act_2:
+def triton_poi_fused_scale_act_2(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
+    xoffset = tl.program_id(0) * XBLOCK
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    xmask = xindex < xnumel
+    x2 = xindex
+    x0 = (xindex % ks0)
+    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
+    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
+    tmp2 = tmp0 * tmp1
+    tmp3 = tl.full([1], 0, tl.int32)
+    tmp4 = triton_helpers.maximum(tmp3, tmp2)
+    tl.store(out_ptr0 + (x2), tmp4, xmask)
+
+def true_graph_0_true_graph_0(args):
+    triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_0.run(true_graph_0_true_graph_0_arg0_1, true_graph_0_true_graph_0_arg1_1, true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
+    return (true_graph_0_true_graph_0_buf0, )
+
+def true_graph_0_false_graph_0(args):
+    triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_1.run(true_graph_0_false_graph_0_arg0_1, true_graph_0_false_graph_0_arg1_1, true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
+    return (true_graph_0_false_graph_0_buf0, )
+
+def true_graph_0(args):
+    if s27 <= 512:
+        # subgraph: true_graph_0
+        true_graph_0_buf0 = true_graph_0_true_graph_0(true_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        true_graph_0_buf0 = true_graph_0_false_graph_0(true_graph_0_false_graph_0_args)
+    true_graph_0_buf1 = true_graph_0_buf0[0]
+    return (true_graph_0_buf1, )
+
+def false_graph_0(args):
+    triton_poi_fused_scale_act_2_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_2.run(false_graph_0_arg0_1, false_graph_0_arg1_1, false_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
+    return (false_graph_0_buf0, )
+
+def call(args):
+    if s27 <= 2048:
+        # subgraph: true_graph_0
+        buf0 = true_graph_0(true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        buf0 = false_graph_0(false_graph_0_args)
+    buf1 = buf0[0]
+    return (buf1, )
+""",
+        )
+
+    def test_eight_groups(self) -> None:
+        code = self.triton_codegen("eight_groups")
+        self.assertEqual(len(kernel_names(code)), 8)
+        for name, op in zip(
+            kernel_names(code),
+            [
+                "tl_math.sin",
+                "tl_math.cos",
+                "libdevice.tanh",
+                "tl.sigmoid",
+                "libdevice.exp",
+                "tl_math.abs",
+                "-tmp2",
+                "triton_helpers.maximum",
+            ],
+        ):
+            section = (
+                normalize_triton_code(code).split(f"kernel {name}:")[1].split("\n\n")[0]
+            )
+            self.assertIn(op, section, msg=name)
+        self.assertExpectedInline(
+            wrapper_dispatch(code),
+            """\
+def true_graph_0_true_graph_0_true_graph_0(args):
+    triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_0.run(true_graph_0_true_graph_0_true_graph_0_arg0_1, true_graph_0_true_graph_0_true_graph_0_arg1_1, true_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
+    return (true_graph_0_true_graph_0_true_graph_0_buf0, )
+
+def true_graph_0_true_graph_0_false_graph_0(args):
+    triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_1.run(true_graph_0_true_graph_0_false_graph_0_arg0_1, true_graph_0_true_graph_0_false_graph_0_arg1_1, true_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
+    return (true_graph_0_true_graph_0_false_graph_0_buf0, )
+
+def true_graph_0_true_graph_0(args):
+    if s27 <= 64:
+        # subgraph: true_graph_0
+        true_graph_0_true_graph_0_buf0 = true_graph_0_true_graph_0_true_graph_0(true_graph_0_true_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        true_graph_0_true_graph_0_buf0 = true_graph_0_true_graph_0_false_graph_0(true_graph_0_true_graph_0_false_graph_0_args)
+    true_graph_0_true_graph_0_buf1 = true_graph_0_true_graph_0_buf0[0]
+    return (true_graph_0_true_graph_0_buf1, )
+
+def true_graph_0_false_graph_0_true_graph_0(args):
+    triton_poi_fused_scale_act_2_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_2.run(true_graph_0_false_graph_0_true_graph_0_arg0_1, true_graph_0_false_graph_0_true_graph_0_arg1_1, true_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
+    return (true_graph_0_false_graph_0_true_graph_0_buf0, )
+
+def true_graph_0_false_graph_0_false_graph_0(args):
+    triton_poi_fused_scale_act_3_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_3.run(true_graph_0_false_graph_0_false_graph_0_arg0_1, true_graph_0_false_graph_0_false_graph_0_arg1_1, true_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_3_xnumel)
+    return (true_graph_0_false_graph_0_false_graph_0_buf0, )
+
+def true_graph_0_false_graph_0(args):
+    if s27 <= 192:
+        # subgraph: true_graph_0
+        true_graph_0_false_graph_0_buf0 = true_graph_0_false_graph_0_true_graph_0(true_graph_0_false_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        true_graph_0_false_graph_0_buf0 = true_graph_0_false_graph_0_false_graph_0(true_graph_0_false_graph_0_false_graph_0_args)
+    true_graph_0_false_graph_0_buf1 = true_graph_0_false_graph_0_buf0[0]
+    return (true_graph_0_false_graph_0_buf1, )
+
+def true_graph_0(args):
+    if s27 <= 128:
+        # subgraph: true_graph_0
+        true_graph_0_buf0 = true_graph_0_true_graph_0(true_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        true_graph_0_buf0 = true_graph_0_false_graph_0(true_graph_0_false_graph_0_args)
+    true_graph_0_buf1 = true_graph_0_buf0[0]
+    return (true_graph_0_buf1, )
+
+def false_graph_0_true_graph_0_true_graph_0(args):
+    triton_poi_fused_scale_act_4_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_4.run(false_graph_0_true_graph_0_true_graph_0_arg0_1, false_graph_0_true_graph_0_true_graph_0_arg1_1, false_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_4_xnumel)
+    return (false_graph_0_true_graph_0_true_graph_0_buf0, )
+
+def false_graph_0_true_graph_0_false_graph_0(args):
+    triton_poi_fused_scale_act_5_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_5.run(false_graph_0_true_graph_0_false_graph_0_arg0_1, false_graph_0_true_graph_0_false_graph_0_arg1_1, false_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_5_xnumel)
+    return (false_graph_0_true_graph_0_false_graph_0_buf0, )
+
+def false_graph_0_true_graph_0(args):
+    if s27 <= 320:
+        # subgraph: true_graph_0
+        false_graph_0_true_graph_0_buf0 = false_graph_0_true_graph_0_true_graph_0(false_graph_0_true_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        false_graph_0_true_graph_0_buf0 = false_graph_0_true_graph_0_false_graph_0(false_graph_0_true_graph_0_false_graph_0_args)
+    false_graph_0_true_graph_0_buf1 = false_graph_0_true_graph_0_buf0[0]
+    return (false_graph_0_true_graph_0_buf1, )
+
+def false_graph_0_false_graph_0_true_graph_0(args):
+    triton_poi_fused_scale_act_6_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_6.run(false_graph_0_false_graph_0_true_graph_0_arg0_1, false_graph_0_false_graph_0_true_graph_0_arg1_1, false_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_6_xnumel)
+    return (false_graph_0_false_graph_0_true_graph_0_buf0, )
+
+def false_graph_0_false_graph_0_false_graph_0(args):
+    triton_poi_fused_scale_act_7_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_7.run(false_graph_0_false_graph_0_false_graph_0_arg0_1, false_graph_0_false_graph_0_false_graph_0_arg1_1, false_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_7_xnumel)
+    return (false_graph_0_false_graph_0_false_graph_0_buf0, )
+
+def false_graph_0_false_graph_0(args):
+    if s27 <= 448:
+        # subgraph: true_graph_0
+        false_graph_0_false_graph_0_buf0 = false_graph_0_false_graph_0_true_graph_0(false_graph_0_false_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        false_graph_0_false_graph_0_buf0 = false_graph_0_false_graph_0_false_graph_0(false_graph_0_false_graph_0_false_graph_0_args)
+    false_graph_0_false_graph_0_buf1 = false_graph_0_false_graph_0_buf0[0]
+    return (false_graph_0_false_graph_0_buf1, )
+
+def false_graph_0(args):
+    if s27 <= 384:
+        # subgraph: true_graph_0
+        false_graph_0_buf0 = false_graph_0_true_graph_0(false_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        false_graph_0_buf0 = false_graph_0_false_graph_0(false_graph_0_false_graph_0_args)
+    false_graph_0_buf1 = false_graph_0_buf0[0]
+    return (false_graph_0_buf1, )
+
+def call(args):
+    if s27 <= 256:
+        # subgraph: true_graph_0
+        buf0 = true_graph_0(true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        buf0 = false_graph_0(false_graph_0_args)
+    buf1 = buf0[0]
+    return (buf1, )
+""",
+        )
+
+    def test_merged_ranges_have_no_kernel_of_their_own(self) -> None:
+        self.assertExpectedInline(
+            normalize_triton_code(self.triton_codegen("merged_ranges")),
+            """\
+kernel triton_poi_fused_scale_act_0:
+def triton_poi_fused_scale_act_0(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
+    xoffset = tl.program_id(0) * XBLOCK
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    xmask = xindex < xnumel
+    x2 = xindex
+    x0 = (xindex % ks0)
+    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
+    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
+    tmp2 = tmp0 * tmp1
+    tmp3 = tl_math.sin(tmp2)
+    tl.store(out_ptr0 + (x2), tmp3, xmask)
+
+kernel triton_poi_fused_scale_act_1:
+def triton_poi_fused_scale_act_1(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
+    xoffset = tl.program_id(0) * XBLOCK
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    xmask = xindex < xnumel
+    x2 = xindex
+    x0 = (xindex % ks0)
+    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
+    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
+    tmp2 = tmp0 * tmp1
+    tmp3 = tl.full([1], 0, tl.int32)
+    tmp4 = triton_helpers.maximum(tmp3, tmp2)
+    tl.store(out_ptr0 + (x2), tmp4, xmask)
+
+def true_graph_0(args):
+    triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_0.run(true_graph_0_arg0_1, true_graph_0_arg1_1, true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
+    return (true_graph_0_buf0, )
+
+def false_graph_0(args):
+    triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_1.run(false_graph_0_arg0_1, false_graph_0_arg1_1, false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
+    return (false_graph_0_buf0, )
+
+def call(args):
+    if s27 <= 2048:
+        # subgraph: true_graph_0
+        buf0 = true_graph_0(true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        buf0 = false_graph_0(false_graph_0_args)
+    buf1 = buf0[0]
+    return (buf1, )
+""",
+        )
+
+    def test_single_winner_has_no_branch(self) -> None:
+        self.assertExpectedInline(
+            normalize_triton_code(self.triton_codegen("single_winner")),
+            """\
+kernel triton_poi_fused_scale_act_0:
+def triton_poi_fused_scale_act_0(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
+    xoffset = tl.program_id(0) * XBLOCK
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    xmask = xindex < xnumel
+    x2 = xindex
+    x0 = (xindex % ks0)
+    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
+    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
+    tmp2 = tmp0 * tmp1
+    tmp3 = libdevice.tanh(tmp2)
+    tl.store(out_ptr0 + (x2), tmp3, xmask)
+
+def call(args):
+    triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
+    triton_poi_fused_scale_act_0.run(arg3_1, arg4_1, buf0, s53, triton_poi_fused_scale_act_0_xnumel)
+    return (buf0, )
+""",
+        )
+
+    def test_dynamic_false_has_no_branch(self) -> None:
+        code = self.triton_codegen("three_groups", dynamic=False, size=1000)
+        self.assertExpectedInline(
+            normalize_triton_code(code),
+            """\
+kernel triton_poi_fused_scale_act_0:
+def triton_poi_fused_scale_act_0(in_ptr0, in_ptr1, out_ptr0, xnumel, XBLOCK : tl.constexpr):
+    xnumel = 128000
+    xoffset = tl.program_id(0) * XBLOCK
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    xmask = xindex < xnumel
+    x2 = xindex
+    x0 = (xindex % 64)
+    tmp0 = tl.load(in_ptr0 + (x2), xmask)
+    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
+    tmp2 = tmp0 * tmp1
+    tmp3 = libdevice.tanh(tmp2)
+    tl.store(out_ptr0 + (x2), tmp3, xmask)
+
+def call(args):
+    triton_poi_fused_scale_act_0.run(arg0_1, arg1_1, buf0, 128000)
+    return (buf0, )
+""",
+        )
+
+
+class TestEmittedCpp(KernelTestCase):
+    """The same cases on the C++ backend, compiled and run on this CPU."""
+
+    def check_values(self, case: str, f: Callable) -> None:
+        split_points, winners = KERNEL_CASES[case]
+        with torch.compiler.set_stance("fail_on_recompile"):
+            self.check_scale_act(
+                f, self.boundary_sizes(split_points), split_points, winners
+            )
+
+    def test_seed_cond(self) -> None:
+        f = torch.compile(seed_dispatch, dynamic=True)
+        weight = torch.randn(64)
+        _, (code,) = run_and_get_code(f, torch.randn(2, 256, 64), weight)
+        self.assertEqual(
+            kernel_names(code),
+            ["cpp_fused_mul_sin_0", "cpp_fused_mul_tanh_1", "cpp_fused_mul_relu_2"],
+        )
+        self.assertExpectedInline(
+            wrapper_dispatch(code),
+            """\
+def true_graph_0(args):
+    cpp_fused_mul_sin_0(true_graph_0_arg1_1, true_graph_0_arg0_1, true_graph_0_buf0, s27, s77, s53)
+    return (true_graph_0_buf0, )
+
+def false_graph_0_true_graph_0(args):
+    cpp_fused_mul_tanh_1(false_graph_0_true_graph_0_arg1_1, false_graph_0_true_graph_0_arg0_1, false_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (false_graph_0_true_graph_0_buf0, )
+
+def false_graph_0_false_graph_0(args):
+    cpp_fused_mul_relu_2(false_graph_0_false_graph_0_arg1_1, false_graph_0_false_graph_0_arg0_1, false_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (false_graph_0_false_graph_0_buf0, )
+
+def false_graph_0(args):
+    if s27 <= 2048:
+        # subgraph: true_graph_0
+        false_graph_0_buf0 = false_graph_0_true_graph_0(false_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        false_graph_0_buf0 = false_graph_0_false_graph_0(false_graph_0_false_graph_0_args)
+    false_graph_0_buf1 = false_graph_0_buf0[0]
+    return (false_graph_0_buf1, )
+
+def call(args):
+    if s27 <= 512:
+        # subgraph: true_graph_0
+        buf0 = true_graph_0(true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        buf0 = false_graph_0(false_graph_0_args)
+    buf1 = buf0[0]
+    return (buf1, )
+""",
+        )
+        with torch.compiler.set_stance("fail_on_recompile"):
+            for size in [256, 1024, 4096]:
+                x = torch.randn(2, size, 64)
+                self.assertEqual(f(x, weight), seed_reference(x, weight))
+
+    def test_three_groups(self) -> None:
+        f, code = self.compiled("three_groups", "cpu")
+        self.assertEqual(len(kernel_names(code)), 3)
+        self.assertExpectedInline(
+            wrapper_dispatch(code),
+            """\
+def true_graph_0_true_graph_0(args):
+    cpp_fused_scale_act_0(true_graph_0_true_graph_0_arg0_1, true_graph_0_true_graph_0_arg1_1, true_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (true_graph_0_true_graph_0_buf0, )
+
+def true_graph_0_false_graph_0(args):
+    cpp_fused_scale_act_1(true_graph_0_false_graph_0_arg0_1, true_graph_0_false_graph_0_arg1_1, true_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (true_graph_0_false_graph_0_buf0, )
+
+def true_graph_0(args):
+    if s27 <= 512:
+        # subgraph: true_graph_0
+        true_graph_0_buf0 = true_graph_0_true_graph_0(true_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        true_graph_0_buf0 = true_graph_0_false_graph_0(true_graph_0_false_graph_0_args)
+    true_graph_0_buf1 = true_graph_0_buf0[0]
+    return (true_graph_0_buf1, )
+
+def false_graph_0(args):
+    cpp_fused_scale_act_2(false_graph_0_arg0_1, false_graph_0_arg1_1, false_graph_0_buf0, s27, s77, s53)
+    return (false_graph_0_buf0, )
+
+def call(args):
+    if s27 <= 2048:
+        # subgraph: true_graph_0
+        buf0 = true_graph_0(true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        buf0 = false_graph_0(false_graph_0_args)
+    buf1 = buf0[0]
+    return (buf1, )
+""",
+        )
+        self.check_values("three_groups", f)
+
+    def test_eight_groups(self) -> None:
+        f, code = self.compiled("eight_groups", "cpu")
+        self.assertEqual(len(kernel_names(code)), 8)
+        self.assertExpectedInline(
+            wrapper_dispatch(code),
+            """\
+def true_graph_0_true_graph_0_true_graph_0(args):
+    cpp_fused_scale_act_0(true_graph_0_true_graph_0_true_graph_0_arg0_1, true_graph_0_true_graph_0_true_graph_0_arg1_1, true_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (true_graph_0_true_graph_0_true_graph_0_buf0, )
+
+def true_graph_0_true_graph_0_false_graph_0(args):
+    cpp_fused_scale_act_1(true_graph_0_true_graph_0_false_graph_0_arg0_1, true_graph_0_true_graph_0_false_graph_0_arg1_1, true_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (true_graph_0_true_graph_0_false_graph_0_buf0, )
+
+def true_graph_0_true_graph_0(args):
+    if s27 <= 64:
+        # subgraph: true_graph_0
+        true_graph_0_true_graph_0_buf0 = true_graph_0_true_graph_0_true_graph_0(true_graph_0_true_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        true_graph_0_true_graph_0_buf0 = true_graph_0_true_graph_0_false_graph_0(true_graph_0_true_graph_0_false_graph_0_args)
+    true_graph_0_true_graph_0_buf1 = true_graph_0_true_graph_0_buf0[0]
+    return (true_graph_0_true_graph_0_buf1, )
+
+def true_graph_0_false_graph_0_true_graph_0(args):
+    cpp_fused_scale_act_2(true_graph_0_false_graph_0_true_graph_0_arg0_1, true_graph_0_false_graph_0_true_graph_0_arg1_1, true_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (true_graph_0_false_graph_0_true_graph_0_buf0, )
+
+def true_graph_0_false_graph_0_false_graph_0(args):
+    cpp_fused_scale_act_3(true_graph_0_false_graph_0_false_graph_0_arg0_1, true_graph_0_false_graph_0_false_graph_0_arg1_1, true_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (true_graph_0_false_graph_0_false_graph_0_buf0, )
+
+def true_graph_0_false_graph_0(args):
+    if s27 <= 192:
+        # subgraph: true_graph_0
+        true_graph_0_false_graph_0_buf0 = true_graph_0_false_graph_0_true_graph_0(true_graph_0_false_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        true_graph_0_false_graph_0_buf0 = true_graph_0_false_graph_0_false_graph_0(true_graph_0_false_graph_0_false_graph_0_args)
+    true_graph_0_false_graph_0_buf1 = true_graph_0_false_graph_0_buf0[0]
+    return (true_graph_0_false_graph_0_buf1, )
+
+def true_graph_0(args):
+    if s27 <= 128:
+        # subgraph: true_graph_0
+        true_graph_0_buf0 = true_graph_0_true_graph_0(true_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        true_graph_0_buf0 = true_graph_0_false_graph_0(true_graph_0_false_graph_0_args)
+    true_graph_0_buf1 = true_graph_0_buf0[0]
+    return (true_graph_0_buf1, )
+
+def false_graph_0_true_graph_0_true_graph_0(args):
+    cpp_fused_scale_act_4(false_graph_0_true_graph_0_true_graph_0_arg0_1, false_graph_0_true_graph_0_true_graph_0_arg1_1, false_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (false_graph_0_true_graph_0_true_graph_0_buf0, )
+
+def false_graph_0_true_graph_0_false_graph_0(args):
+    cpp_fused_scale_act_5(false_graph_0_true_graph_0_false_graph_0_arg0_1, false_graph_0_true_graph_0_false_graph_0_arg1_1, false_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (false_graph_0_true_graph_0_false_graph_0_buf0, )
+
+def false_graph_0_true_graph_0(args):
+    if s27 <= 320:
+        # subgraph: true_graph_0
+        false_graph_0_true_graph_0_buf0 = false_graph_0_true_graph_0_true_graph_0(false_graph_0_true_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        false_graph_0_true_graph_0_buf0 = false_graph_0_true_graph_0_false_graph_0(false_graph_0_true_graph_0_false_graph_0_args)
+    false_graph_0_true_graph_0_buf1 = false_graph_0_true_graph_0_buf0[0]
+    return (false_graph_0_true_graph_0_buf1, )
+
+def false_graph_0_false_graph_0_true_graph_0(args):
+    cpp_fused_scale_act_6(false_graph_0_false_graph_0_true_graph_0_arg0_1, false_graph_0_false_graph_0_true_graph_0_arg1_1, false_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (false_graph_0_false_graph_0_true_graph_0_buf0, )
+
+def false_graph_0_false_graph_0_false_graph_0(args):
+    cpp_fused_scale_act_7(false_graph_0_false_graph_0_false_graph_0_arg0_1, false_graph_0_false_graph_0_false_graph_0_arg1_1, false_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (false_graph_0_false_graph_0_false_graph_0_buf0, )
+
+def false_graph_0_false_graph_0(args):
+    if s27 <= 448:
+        # subgraph: true_graph_0
+        false_graph_0_false_graph_0_buf0 = false_graph_0_false_graph_0_true_graph_0(false_graph_0_false_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        false_graph_0_false_graph_0_buf0 = false_graph_0_false_graph_0_false_graph_0(false_graph_0_false_graph_0_false_graph_0_args)
+    false_graph_0_false_graph_0_buf1 = false_graph_0_false_graph_0_buf0[0]
+    return (false_graph_0_false_graph_0_buf1, )
+
+def false_graph_0(args):
+    if s27 <= 384:
+        # subgraph: true_graph_0
+        false_graph_0_buf0 = false_graph_0_true_graph_0(false_graph_0_true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        false_graph_0_buf0 = false_graph_0_false_graph_0(false_graph_0_false_graph_0_args)
+    false_graph_0_buf1 = false_graph_0_buf0[0]
+    return (false_graph_0_buf1, )
+
+def call(args):
+    if s27 <= 256:
+        # subgraph: true_graph_0
+        buf0 = true_graph_0(true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        buf0 = false_graph_0(false_graph_0_args)
+    buf1 = buf0[0]
+    return (buf1, )
+""",
+        )
+        self.check_values("eight_groups", f)
+
+    def test_merged_ranges_have_no_kernel_of_their_own(self) -> None:
+        f, code = self.compiled("merged_ranges", "cpu")
+        self.assertEqual(len(kernel_names(code)), 2)
+        self.assertExpectedInline(
+            wrapper_dispatch(code),
+            """\
+def true_graph_0(args):
+    cpp_fused_scale_act_0(true_graph_0_arg0_1, true_graph_0_arg1_1, true_graph_0_buf0, s27, s77, s53)
+    return (true_graph_0_buf0, )
+
+def false_graph_0(args):
+    cpp_fused_scale_act_1(false_graph_0_arg0_1, false_graph_0_arg1_1, false_graph_0_buf0, s27, s77, s53)
+    return (false_graph_0_buf0, )
+
+def call(args):
+    if s27 <= 2048:
+        # subgraph: true_graph_0
+        buf0 = true_graph_0(true_graph_0_args)
+    else:
+        # subgraph: false_graph_0
+        buf0 = false_graph_0(false_graph_0_args)
+    buf1 = buf0[0]
+    return (buf1, )
+""",
+        )
+        self.check_values("merged_ranges", f)
+
+    def test_single_winner_has_no_branch(self) -> None:
+        f, code = self.compiled("single_winner", "cpu")
+        self.assertEqual(len(kernel_names(code)), 1)
+        self.assertExpectedInline(
+            wrapper_dispatch(code),
+            """\
+def call(args):
+    cpp_fused_scale_act_0(arg3_1, arg4_1, buf0, s27, s77, s53)
+    return (buf0, )
+""",
+        )
+        self.check_values("single_winner", f)
+
+    def test_dynamic_false_has_no_branch(self) -> None:
+        f, code = self.compiled("three_groups", "cpu", dynamic=False, size=1000)
+        self.assertEqual(len(kernel_names(code)), 1)
+        self.assertExpectedInline(
+            wrapper_dispatch(code),
+            """\
+def call(args):
+    cpp_fused_scale_act_0(arg0_1, arg1_1, buf0)
+    return (buf0, )
+""",
+        )
+        x, weight = torch.randn(2, 1000, 64), torch.randn(64)
+        self.assertEqual(f(x, weight), medium_impl(x, weight))
+
+
+@unittest.skipUnless(HAS_CUDA, "needs CUDA")
+class TestEmittedTritonCuda(KernelTestCase):
+    """Real CUDA compiles: same kernels as codegen-only, values checked."""
+
+    def kernels(self, code: str) -> list[str]:
+        return [
+            s
+            for s in normalize_triton_code(code).split("\n\n")
+            if s.startswith("kernel ")
+        ]
+
+    def test_seed_cond(self) -> None:
+        f = torch.compile(seed_dispatch, dynamic=True)
+        weight = torch.randn(64, device="cuda")
+        _, (code,) = run_and_get_code(f, torch.randn(2, 256, 64, device="cuda"), weight)
+        torch._dynamo.reset()
+        expected = triton_code_for(
+            torch.compile(seed_dispatch, dynamic=True),
+            torch.randn(2, 256, 64),
+            torch.randn(64),
+        )
+        self.assertEqual(self.kernels(code), self.kernels(expected))
+        with torch.compiler.set_stance("fail_on_recompile"):
+            for size in [256, 1024, 4096]:
+                x = torch.randn(2, size, 64, device="cuda")
+                self.assertEqual(f(x, weight), seed_reference(x, weight))
+
+    @parametrize("case", list(KERNEL_CASES))
+    def test_case(self, case: str) -> None:
+        f, code = self.compiled(case, "cuda")
+        torch._dynamo.reset()
+        self.assertEqual(self.kernels(code), self.kernels(self.triton_codegen(case)))
+        self.assertEqual(
+            wrapper_dispatch(code).count("if "),
+            wrapper_dispatch(self.triton_codegen(case)).count("if "),
+        )
+        split_points, winners = KERNEL_CASES[case]
+        weight = torch.randn(64, device="cuda")
+        with torch.compiler.set_stance("fail_on_recompile"):
+            for size in self.boundary_sizes(split_points):
+                x = torch.randn(2, size, 64, device="cuda")
+                impl = IMPLS[expected_impl(size, split_points, winners)]
+                self.assertEqual(f(x, weight), impl(x, weight), msg=f"size {size}")
+
+    def test_dynamic_false(self) -> None:
+        f, code = self.compiled("three_groups", "cuda", dynamic=False, size=1000)
+        torch._dynamo.reset()
+        expected = self.triton_codegen("three_groups", dynamic=False, size=1000)
+        self.assertEqual(self.kernels(code), self.kernels(expected))
+        self.assertNotIn("if ", wrapper_dispatch(code))
+
+
+instantiate_parametrized_tests(TestEmittedTritonCuda)
 
 
 # ---------------------------------------------------------------- the patch scripts
