@@ -1410,22 +1410,20 @@ class TestEmittedTritonCuda(KernelTestCase):
     """Real CUDA compiles: same kernels as codegen-only, values checked."""
 
     def kernels(self, code: str) -> list[str]:
-        return [
-            s
-            for s in normalize_triton_code(code).split("\n\n")
-            if s.startswith("kernel ")
-        ]
+        sections = normalize_triton_code(code).split("\n\n")
+        return [s for s in sections if s.startswith("kernel ")]
 
     def test_seed_cond(self) -> None:
-        f = torch.compile(seed_dispatch, dynamic=True)
-        weight = torch.randn(64, device="cuda")
-        _, (code,) = run_and_get_code(f, torch.randn(2, 256, 64, device="cuda"), weight)
-        torch._dynamo.reset()
         expected = triton_code_for(
             torch.compile(seed_dispatch, dynamic=True),
             torch.randn(2, 256, 64),
             torch.randn(64),
         )
+        torch._dynamo.reset()
+        f = torch.compile(seed_dispatch, dynamic=True)
+        weight = torch.randn(64, device="cuda")
+        x = torch.randn(2, 256, 64, device="cuda")
+        _, (code,) = run_and_get_code(f, x, weight)
         self.assertEqual(self.kernels(code), self.kernels(expected))
         with torch.compiler.set_stance("fail_on_recompile"):
             for size in [256, 1024, 4096]:
@@ -1434,12 +1432,12 @@ class TestEmittedTritonCuda(KernelTestCase):
 
     @parametrize("case", list(KERNEL_CASES))
     def test_case(self, case: str) -> None:
-        f, code = self.compiled(case, "cuda")
+        expected = self.triton_codegen(case)
         torch._dynamo.reset()
-        self.assertEqual(self.kernels(code), self.kernels(self.triton_codegen(case)))
+        f, code = self.compiled(case, "cuda")
+        self.assertEqual(self.kernels(code), self.kernels(expected))
         self.assertEqual(
-            wrapper_dispatch(code).count("if "),
-            wrapper_dispatch(self.triton_codegen(case)).count("if "),
+            wrapper_dispatch(code).count("if "), wrapper_dispatch(expected).count("if ")
         )
         split_points, winners = KERNEL_CASES[case]
         weight = torch.randn(64, device="cuda")
@@ -1450,11 +1448,16 @@ class TestEmittedTritonCuda(KernelTestCase):
                 self.assertEqual(f(x, weight), impl(x, weight), msg=f"size {size}")
 
     def test_dynamic_false(self) -> None:
-        f, code = self.compiled("three_groups", "cuda", dynamic=False, size=1000)
-        torch._dynamo.reset()
         expected = self.triton_codegen("three_groups", dynamic=False, size=1000)
+        torch._dynamo.reset()
+        f, code = self.compiled("three_groups", "cuda", dynamic=False, size=1000)
         self.assertEqual(self.kernels(code), self.kernels(expected))
         self.assertNotIn("if ", wrapper_dispatch(code))
+        x, weight = (
+            torch.randn(2, 1000, 64, device="cuda"),
+            torch.randn(64, device="cuda"),
+        )
+        self.assertEqual(f(x, weight), medium_impl(x, weight))
 
 
 instantiate_parametrized_tests(TestEmittedTritonCuda)

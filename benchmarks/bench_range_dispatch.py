@@ -1,0 +1,434 @@
+"""Benchmarks of range-based custom-op dispatch (see BENCHMARKS.md).
+
+Sections:
+  compile   compile work for R = 2, 3, 7 ranges: ir.SubgraphBuffer constructions,
+            inline_subgraph_to_ir_nodes calls, benchmark rounds and choices
+            benchmarked, compile wall time; dynamic and static dim. Runs on patched
+            and unpatched torch alike (run it on both, side by side).
+  overhead  host overhead per call: the range-dispatched op vs the same op with its
+            single winner inlined, G = 2, 4, 8, 16 groups; and a balanced torch.cond
+            tree vs a linear chain of range predicates (what upstream builds).
+  e2e       int8 weight-only linear y = (x @ wq.to(dtype)) * scale dispatched on M:
+            each impl compiled alone (dynamic=False) per M, their minimum (the
+            oracle), the range-dispatched op (one dynamic compile) and the best
+            single impl overall.
+
+Usage: python benchmarks/bench_range_dispatch.py [--quick] [--device cpu|cuda]
+           [--sections compile,overhead,e2e] [--out FILE.json]
+Prints one table per section and writes every figure to --out (JSON).
+"""
+
+import argparse
+import contextlib
+import json
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from unittest import mock
+
+import torch
+import torch._inductor.config as inductor_config
+import torch._inductor.kernel.custom_op as custom_op
+from torch._dynamo.utils import counters
+from torch._inductor.kernel.custom_op import (
+    CustomOpConfig,
+    register_custom_op_autotuning,
+)
+
+
+PATCHED = hasattr(custom_op, "_build_torch_cond_dispatch")
+
+
+# ---------------------------------------------------------------- ops
+
+
+@torch.library.custom_op("bench::scale_act", mutates_args=())
+def scale_act(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return torch.relu(x * weight)
+
+
+@scale_act.register_fake
+def _(x, weight):
+    return torch.empty_like(x)
+
+
+def relu_impl(x, weight):
+    return torch.relu(x * weight)
+
+
+def heavy_impl(x, weight):
+    # ~10x the work of relu_impl: loses every range, deterministically.
+    y = x * weight
+    for _ in range(10):
+        y = torch.sin(y) * 1.0001
+    return torch.relu(y)
+
+
+def offset_impls(count: int) -> list[Callable]:
+    def make(i: int) -> Callable:
+        def impl(x, weight):
+            return x * weight + i
+
+        impl.__name__ = f"offset_{i}"
+        return impl
+
+    return [make(i) for i in range(count)]
+
+
+@torch.library.custom_op("bench::woq_linear", mutates_args=())
+def woq_linear(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return (x @ wq.to(x.dtype)) * scale
+
+
+@woq_linear.register_fake
+def _(x, wq, scale):
+    return x.new_empty(x.shape[0], wq.shape[1])
+
+
+def woq_gemv(x, wq, scale):
+    """Dequantize inside one multiply-reduce kernel: no dequantized weight copy."""
+    prod = x.unsqueeze(-1).float() * wq.unsqueeze(0).float()
+    return (prod.sum(1) * scale.float()).to(x.dtype)
+
+
+def woq_mm(x, wq, scale):
+    """Dequantize, then a library matmul."""
+    return (x @ wq.to(x.dtype)) * scale
+
+
+WOQ_IMPLS = [woq_gemv, woq_mm]
+
+
+# ---------------------------------------------------------------- timing
+
+
+def median_us(fn: Callable[[], Any], device: str, quick: bool) -> float:
+    """Median latency of fn() in microseconds."""
+    if device == "cuda":
+        from triton.testing import do_bench
+
+        return (
+            do_bench(fn, warmup=25, rep=100 if quick else 300, return_mode="median")
+            * 1e3
+        )
+    for _ in range(20):
+        fn()
+    batch, rounds = 50, (21 if quick else 101)
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter_ns()
+        for _ in range(batch):
+            fn()
+        samples.append((time.perf_counter_ns() - start) / batch / 1e3)
+    return statistics.median(samples)
+
+
+@contextlib.contextmanager
+def count_calls(owner: Any, attr: str) -> Iterator[list[int]]:
+    calls: list[int] = []
+    original = getattr(owner, attr)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    with mock.patch.object(owner, attr, counting):
+        yield calls
+
+
+def forced_regex(split_points: list[int], winners: list[str]) -> str:
+    starts = [1] + [p + 1 for p in split_points]
+    ends = [str(p) for p in split_points] + ["inf"]
+    parts = [
+        rf"_autotuned_range_{s}_{e}_{w}(_\S*)?$"
+        for s, e, w in zip(starts, ends, winners)
+    ]
+    return "|".join(parts) + "|^(?!.*_autotuned_)"
+
+
+# ---------------------------------------------------------------- compile work
+
+
+@contextlib.contextmanager
+def count_benchmarked_choices() -> Iterator[list[int]]:
+    """Yields a list that gets the number of choices of every benchmark round."""
+    from torch._inductor.select_algorithm import AlgorithmSelectorCache
+
+    rounds: list[int] = []
+    original = AlgorithmSelectorCache.benchmark
+
+    def counting(self, choices, *args, **kwargs):
+        rounds.append(len(choices))
+        return original(self, choices, *args, **kwargs)
+
+    with mock.patch.object(AlgorithmSelectorCache, "benchmark", counting):
+        yield rounds
+
+
+def compile_work(device: str, quick: bool) -> list[dict[str, Any]]:
+    from torch._inductor import ir
+    from torch._inductor.codegen import subgraph
+
+    rows = []
+    # split_points must be non-empty, so the fewest ranges is 2.
+    for num_ranges in [3] if quick else [2, 3, 7]:
+        split_points = [64 * 2**i for i in range(num_ranges - 1)]
+        for dynamic in [True, False]:
+            register_custom_op_autotuning(
+                scale_act,
+                configs=[CustomOpConfig(relu_impl), CustomOpConfig(heavy_impl)],
+                dispatch_on={"tensor_name": "x", "dim": 1},
+                split_points=split_points,
+            )
+            torch._dynamo.reset()
+            counters.clear()
+            x = torch.randn(8, 96, 256, device=device)
+            weight = torch.randn(256, device=device)
+            row: dict[str, Any] = {
+                "ranges": num_ranges,
+                "dynamic": dynamic,
+                "patched": PATCHED,
+            }
+            try:
+                with (
+                    inductor_config.patch(force_disable_caches=True),
+                    count_calls(ir.SubgraphBuffer, "__init__") as buffers,
+                    count_calls(subgraph, "inline_subgraph_to_ir_nodes") as inlines,
+                    count_benchmarked_choices() as choices,
+                ):
+                    start = time.perf_counter()
+                    torch.compile(lambda x, w: scale_act(x, w), dynamic=dynamic)(
+                        x, weight
+                    )
+                    row["compile_s"] = round(time.perf_counter() - start, 2)
+                row.update(
+                    subgraph_buffers=len(buffers),
+                    inlines=len(inlines),
+                    benchmark_rounds=len(choices),
+                    choices_benchmarked=sum(choices),
+                )
+            except Exception as e:  # upstream fails in some of these cases
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+            rows.append(row)
+            print(f"  compile {row}", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------- dispatch overhead
+
+
+def cond_tree(impls: list[Callable], bounds: list[int]) -> Callable:
+    """Balanced torch.cond tree over the groups (what the series builds)."""
+
+    def build(lo: int, hi: int) -> Callable:
+        if lo == hi:
+            return impls[lo]
+        mid = (lo + hi) // 2
+        left, right = build(lo, mid), build(mid + 1, hi)
+        return lambda x, w: torch.cond(x.shape[1] <= bounds[mid], left, right, (x, w))
+
+    return build(0, len(impls) - 1)
+
+
+def cond_chain(impls: list[Callable], bounds: list[int]) -> Callable:
+    """Linear chain of range predicates (what upstream 2.11.0 builds)."""
+    starts = [1] + [b + 1 for b in bounds]
+
+    def build(i: int) -> Callable:
+        if i == len(impls) - 1:
+            return impls[i]
+        rest = build(i + 1)
+        lo, hi = starts[i], bounds[i]
+        return lambda x, w: torch.cond(
+            (x.shape[1] >= lo) & (x.shape[1] <= hi), impls[i], rest, (x, w)
+        )
+
+    return build(0)
+
+
+def dispatch_overhead(device: str, quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    weight = torch.randn(4, device=device)
+    for groups in [2, 8] if quick else [2, 4, 8, 16]:
+        impls = offset_impls(groups)
+        bounds = [8 * (i + 1) for i in range(groups - 1)]
+        last = torch.randn(2, 8 * groups + 3, 4, device=device)  # deepest chain branch
+        first = torch.randn(2, 3, 4, device=device)
+        row: dict[str, Any] = {"groups": groups, "device": device}
+
+        def timed(fn: Callable, x: torch.Tensor) -> float:
+            fn(x, weight)
+            return median_us(lambda: fn(x, weight), device, quick)
+
+        for name, build in [("tree", cond_tree), ("chain", cond_chain)]:
+            torch._dynamo.reset()
+            fn = torch.compile(build(impls, bounds), dynamic=True)
+            fn(first, weight)
+            row[f"{name}_last_us"] = timed(fn, last)
+            row[f"{name}_first_us"] = timed(fn, first)
+        if PATCHED:
+            register_custom_op_autotuning(
+                scale_act,
+                configs=[CustomOpConfig(impl) for impl in impls],
+                dispatch_on={"tensor_name": "x", "dim": 1},
+                split_points=bounds,
+            )
+            names = [impl.__name__ for impl in impls]
+            for name, winners in [
+                ("dispatched", names),
+                ("single", [names[-1]] * groups),
+            ]:
+                torch._dynamo.reset()
+                fn = torch.compile(lambda x, w: scale_act(x, w), dynamic=True)
+                with inductor_config.patch(
+                    {
+                        "force_disable_caches": True,
+                        "test_configs.autotune_choice_name_regex": forced_regex(
+                            bounds, winners
+                        ),
+                    }
+                ):
+                    fn(first, weight)
+                    row[f"{name}_last_us"] = timed(fn, last)
+                    row[f"{name}_first_us"] = timed(fn, first)
+            row["overhead_last_us"] = row["dispatched_last_us"] - row["single_last_us"]
+        rows.append(row)
+        print(
+            f"  overhead {json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})}",
+            flush=True,
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def e2e(device: str, quick: bool) -> dict[str, Any]:
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    k = n = 4096 if device == "cuda" else 1024
+    max_m = 16384 if device == "cuda" else 1024
+    ms = [2**i for i in range(int(math.log2(max_m)) + 1)]
+    if quick:
+        ms, k, n = [1, 16, 128], 512, 512
+    # gemv re-reads the weight for every row of x: hopeless past a few hundred rows.
+    gemv_max_m = 1024 if device == "cuda" else 256
+    split_points = [1, 4, 16, 64, 256, 1024]
+    register_custom_op_autotuning(
+        woq_linear,
+        configs=[CustomOpConfig(impl) for impl in WOQ_IMPLS],
+        dispatch_on={"tensor_name": "x", "dim": 0, "range_upper_bound": max_m},
+        split_points=[p for p in split_points if p < max_m],
+    )
+    torch.manual_seed(0)
+    wq = torch.randint(-127, 127, (k, n), device=device, dtype=torch.int8)
+    scale = torch.rand(n, device=device, dtype=dtype) * 0.01
+    inputs = {m: torch.randn(m, k, device=device, dtype=dtype) for m in ms}
+
+    single: dict[str, dict[int, float]] = {impl.__name__: {} for impl in WOQ_IMPLS}
+    with inductor_config.patch(force_disable_caches=True):
+        for impl in WOQ_IMPLS:
+            for m in ms:
+                if impl is woq_gemv and m > gemv_max_m:
+                    continue
+                torch._dynamo.reset()
+                fn = torch.compile(
+                    lambda x, impl=impl: impl(x, wq, scale), dynamic=False
+                )
+                fn(inputs[m])
+                single[impl.__name__][m] = median_us(
+                    lambda fn=fn, x=inputs[m]: fn(x), device, quick
+                )
+        torch._dynamo.reset()
+        dispatched_fn = torch.compile(lambda x: woq_linear(x, wq, scale), dynamic=True)
+        start = time.perf_counter()
+        dispatched_fn(inputs[ms[-1] if ms[-1] > 1 else 2])
+        compile_s = time.perf_counter() - start
+        dispatched = {}
+        for m in ms:
+            out = dispatched_fn(inputs[m])
+            ref = (inputs[m].float() @ wq.float()) * scale.float()
+            torch.testing.assert_close(out.float(), ref, atol=0.5, rtol=5e-2)
+            dispatched[m] = median_us(
+                lambda x=inputs[m]: dispatched_fn(x), device, quick
+            )
+
+    # Best single impl overall: lowest geometric mean over the Ms it ran at all of.
+    def geomean(times: dict[int, float]) -> float:
+        if len(times) < len(ms):
+            return math.inf
+        return math.exp(sum(math.log(times[m]) for m in ms) / len(ms))
+
+    best_single = min(single, key=lambda name: geomean(single[name]))
+    rows = []
+    for m in ms:
+        oracle = min(t[m] for t in single.values() if m in t)
+        row = {
+            "M": m,
+            **{f"{name}_us": single[name].get(m) for name in single},
+            "oracle_us": oracle,
+            "dispatched_us": dispatched[m],
+            "dispatched_over_oracle": dispatched[m] / oracle,
+            "best_single_over_dispatched": single[best_single][m] / dispatched[m],
+        }
+        rows.append(row)
+        print(
+            f"  e2e {json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})}",
+            flush=True,
+        )
+    return {
+        "device": device,
+        "dtype": str(dtype),
+        "K": k,
+        "N": n,
+        "split_points": split_points,
+        "best_single": best_single,
+        "dispatched_compile_s": compile_s,
+        "rows": rows,
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="CI smoke: fewer sizes, rounds"
+    )
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu"
+    )
+    parser.add_argument("--sections", default="compile,overhead,e2e")
+    parser.add_argument("--out", help="write all figures to this JSON file")
+    args = parser.parse_args(argv)
+    sections = args.sections.split(",")
+    unknown = set(sections) - {"compile", "overhead", "e2e"}
+    if unknown:
+        parser.error(
+            f"unknown sections {sorted(unknown)}; choose from compile, overhead, e2e"
+        )
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    result: dict[str, Any] = {
+        "device_name": name,
+        "torch": torch.__version__,
+        "patched": PATCHED,
+        "quick": args.quick,
+    }
+    print(f"device {name}, torch {torch.__version__}, patched={PATCHED}", flush=True)
+    if "compile" in sections:
+        result["compile"] = compile_work(args.device, args.quick)
+    if "overhead" in sections:
+        result["overhead"] = dispatch_overhead(args.device, args.quick)
+    if "e2e" in sections:
+        if not PATCHED:
+            print("  e2e: skipped, needs the patched torch")
+        else:
+            result["e2e"] = e2e(args.device, args.quick)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
