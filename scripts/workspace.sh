@@ -112,7 +112,7 @@ cmd_export() {
   [ -z "$(git -C "$WS" status --porcelain --untracked-files=no)" ] ||
     die 1 "$WS has uncommitted changes; commit them first"
   rm -f "$PATCHES"/*.patch
-  git -C "$WS" format-patch --quiet --zero-commit --no-signature -o "$PATCHES" base..HEAD
+  git -C "$WS" format-patch --quiet --no-numbered --zero-commit --no-signature -o "$PATCHES" base..HEAD
   (cd "$PATCHES" && LC_ALL=C printf '%s\n' *.patch) >"$PATCHES/series"
 
   local version commit tmp rel

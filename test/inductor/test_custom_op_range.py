@@ -635,6 +635,290 @@ class TestWoqLinear(RangeTestCase):
         self.run_woq("cuda", torch.bfloat16, 4096, 4096)
 
 
+# ---------------------------------------------------------------- validation
+
+_CONFIGS = [CustomOpConfig(affine_sin), CustomOpConfig(affine_tanh)]
+_ON_X = {"tensor_name": "x", "dim": 0}
+
+# name -> register_custom_op_autotuning(affine, **kwargs)
+BAD_REGISTRATIONS: dict[str, dict[str, Any]] = {
+    "dispatch_on_not_dict": dict(
+        configs=_CONFIGS, dispatch_on=["x", 0], split_points=[8]
+    ),
+    "unknown_key": dict(
+        configs=_CONFIGS, dispatch_on={"tensor_name": "x", "dims": 0}, split_points=[8]
+    ),
+    "missing_dim": dict(
+        configs=_CONFIGS, dispatch_on={"tensor_name": "x"}, split_points=[8]
+    ),
+    "missing_tensor_name": dict(
+        configs=_CONFIGS, dispatch_on={"dim": 0}, split_points=[8]
+    ),
+    "tensor_name_not_str": dict(
+        configs=_CONFIGS, dispatch_on={"tensor_name": 0, "dim": 0}, split_points=[8]
+    ),
+    "tensor_name_unknown": dict(
+        configs=_CONFIGS, dispatch_on={"tensor_name": "y", "dim": 0}, split_points=[8]
+    ),
+    "tensor_name_scalar": dict(
+        configs=_CONFIGS,
+        dispatch_on={"tensor_name": "alpha", "dim": 0},
+        split_points=[8],
+    ),
+    "dim_str": dict(
+        configs=_CONFIGS, dispatch_on={"tensor_name": "x", "dim": "0"}, split_points=[8]
+    ),
+    "dim_bool": dict(
+        configs=_CONFIGS,
+        dispatch_on={"tensor_name": "x", "dim": True},
+        split_points=[8],
+    ),
+    "dim_float": dict(
+        configs=_CONFIGS, dispatch_on={"tensor_name": "x", "dim": 1.0}, split_points=[8]
+    ),
+    "no_split_points": dict(configs=_CONFIGS, dispatch_on=_ON_X),
+    "no_dispatch_on": dict(configs=_CONFIGS, split_points=[8]),
+    "split_points_empty": dict(configs=_CONFIGS, dispatch_on=_ON_X, split_points=[]),
+    "split_points_str": dict(configs=_CONFIGS, dispatch_on=_ON_X, split_points="512"),
+    "split_point_float": dict(
+        configs=_CONFIGS, dispatch_on=_ON_X, split_points=[8, 16.0]
+    ),
+    "split_point_bool": dict(configs=_CONFIGS, dispatch_on=_ON_X, split_points=[True]),
+    "split_point_zero": dict(configs=_CONFIGS, dispatch_on=_ON_X, split_points=[0, 8]),
+    "split_points_duplicate": dict(
+        configs=_CONFIGS, dispatch_on=_ON_X, split_points=[8, 512, 512]
+    ),
+    "split_points_decreasing": dict(
+        configs=_CONFIGS, dispatch_on=_ON_X, split_points=[2048, 512]
+    ),
+    "upper_bound_too_small": dict(
+        configs=_CONFIGS,
+        dispatch_on={**_ON_X, "range_upper_bound": 512},
+        split_points=[512],
+    ),
+    "upper_bound_not_int": dict(
+        configs=_CONFIGS,
+        dispatch_on={**_ON_X, "range_upper_bound": 1e4},
+        split_points=[512],
+    ),
+    "default_upper_bound_too_small": dict(
+        configs=_CONFIGS, dispatch_on=_ON_X, split_points=[70000]
+    ),
+    "configs_not_list": dict(
+        configs={"a": _CONFIGS[0]}, dispatch_on=_ON_X, split_points=[8]
+    ),
+    "configs_empty": dict(configs=[], dispatch_on=_ON_X, split_points=[8]),
+    "config_not_customopconfig": dict(
+        configs=[_CONFIGS[0], affine_tanh], dispatch_on=_ON_X, split_points=[8]
+    ),
+    "configs_and_generator": dict(
+        configs=_CONFIGS,
+        config_generator=lambda t: _CONFIGS,
+        dispatch_on=_ON_X,
+        split_points=[8],
+    ),
+    "no_configs": dict(dispatch_on=_ON_X, split_points=[8]),
+    "generator_not_callable": dict(
+        config_generator=_CONFIGS, dispatch_on=_ON_X, split_points=[8]
+    ),
+}
+
+# name -> (exception type, whole message)
+EXPECTED_ERRORS = {
+    "dispatch_on_not_dict": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on must be a dict with keys 'tensor_name', 'dim' and optional 'range_upper_bound', e.g. {'tensor_name': 'x', 'dim': 0}; got list",
+    ),
+    "unknown_key": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on has unknown key(s) ['dims']; valid keys: ['tensor_name', 'dim', 'range_upper_bound']",
+    ),
+    "missing_dim": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on is missing 'dim'; valid keys: ['tensor_name', 'dim', 'range_upper_bound']",
+    ),
+    "missing_tensor_name": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on is missing 'tensor_name'; valid keys: ['tensor_name', 'dim', 'range_upper_bound']",
+    ),
+    "tensor_name_not_str": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on['tensor_name'] must be a str, got int; tensor parameters: ['x', 'weight']",
+    ),
+    "tensor_name_unknown": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on['tensor_name']='y' is not a parameter of the op; tensor parameters: ['x', 'weight']",
+    ),
+    "tensor_name_scalar": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on['tensor_name']='alpha' names a parameter of type float, not Tensor; tensor parameters: ['x', 'weight']",
+    ),
+    "dim_str": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on['dim'] must be an int, got '0'",
+    ),
+    "dim_bool": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on['dim'] must be an int, got True",
+    ),
+    "dim_float": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on['dim'] must be an int, got 1.0",
+    ),
+    "no_split_points": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): range-based autotuning needs both dispatch_on and split_points",
+    ),
+    "no_dispatch_on": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): range-based autotuning needs both dispatch_on and split_points",
+    ),
+    "split_points_empty": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): split_points must be a non-empty list of ints, got []",
+    ),
+    "split_points_str": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): split_points must be a non-empty list of ints, got '512'",
+    ),
+    "split_point_float": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): split_points[1]=16.0 must be an int, got float",
+    ),
+    "split_point_bool": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): split_points[0]=True must be an int, got bool",
+    ),
+    "split_point_zero": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): split_points[0]=0 must be >= 1",
+    ),
+    "split_points_duplicate": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): split_points must be strictly increasing; 512 appears twice",
+    ),
+    "split_points_decreasing": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): split_points must be strictly increasing; 512 comes after 2048",
+    ),
+    "upper_bound_too_small": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on['range_upper_bound']=512 must be greater than the last split point 512: it is the size the last range is tuned at",
+    ),
+    "upper_bound_not_int": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on['range_upper_bound'] must be an int, got 10000.0",
+    ),
+    "default_upper_bound_too_small": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): dispatch_on['range_upper_bound']=65536 (the default) must be greater than the last split point 70000: it is the size the last range is tuned at",
+    ),
+    "configs_not_list": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): configs must be a list or tuple of CustomOpConfig, got dict",
+    ),
+    "configs_empty": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): configs is empty; pass at least one CustomOpConfig",
+    ),
+    "config_not_customopconfig": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): configs[1] must be a CustomOpConfig, got function",
+    ),
+    "configs_and_generator": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): pass either configs or config_generator, not both (config_generator is for shape-dependent configs)",
+    ),
+    "no_configs": (
+        ValueError,
+        "register_custom_op_autotuning(range_test::affine): pass configs (a list of CustomOpConfig) or config_generator",
+    ),
+    "generator_not_callable": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): config_generator must be callable, got list",
+    ),
+}
+
+
+class TestValidation(RangeTestCase):
+    """Every bad input: its exception and whole message, at the earliest point."""
+
+    def test_table_is_complete(self) -> None:
+        self.assertEqual(sorted(BAD_REGISTRATIONS), sorted(EXPECTED_ERRORS))
+        self.assertGreaterEqual(len(BAD_REGISTRATIONS), 15)
+
+    @parametrize("case", sorted(BAD_REGISTRATIONS))
+    def test_bad_registration(self, case: str) -> None:
+        error_type, message = EXPECTED_ERRORS[case]
+        with self.assertRaises(error_type) as caught:
+            register_custom_op_autotuning(affine, **BAD_REGISTRATIONS[case])
+        self.assertEqual(str(caught.exception), message)
+
+    def compile_affine_error(self, dim: int) -> str:
+        register_custom_op_autotuning(
+            affine,
+            configs=_CONFIGS,
+            dispatch_on={"tensor_name": "x", "dim": dim},
+            split_points=[8],
+        )
+        f = torch.compile(lambda x, w: affine(x, w, 0.5), dynamic=True)
+        with self.assertRaises(Exception) as caught:
+            f(torch.randn(4, 8, 32), torch.randn(32))
+        return str(caught.exception)
+
+    @parametrize("dim", [3, -4])
+    def test_dim_out_of_range_at_lowering(self, dim: int) -> None:
+        message = self.compile_affine_error(dim)
+        self.assertIn(
+            f"range_test::affine_autotuned: dispatch_on['dim']={dim} is out of range for "
+            "tensor 'x' of rank 3; valid dims: -3..2",
+            message,
+        )
+        self.assertNotIn("IndexError", message)
+
+    def test_config_generator_returning_functions(self) -> None:
+        register_custom_op_autotuning(
+            affine,
+            config_generator=lambda fake_tensors: [affine_sin, affine_tanh],
+            dispatch_on={"tensor_name": "x", "dim": 0},
+            split_points=[8],
+        )
+        f = torch.compile(lambda x, w: affine(x, w, 0.5), dynamic=True)
+        with self.assertRaisesRegex(
+            Exception,
+            r"range_test::affine_autotuned: config_generator must return a list of "
+            r"CustomOpConfig; item 0 is a function",
+        ):
+            f(torch.randn(4, 32), torch.randn(32))
+
+    def test_edges_work_end_to_end(self) -> None:
+        # Single split point, dim=-1, range_upper_bound = last split point + 1.
+        register_custom_op_autotuning(
+            weighted,
+            configs=[CustomOpConfig(weighted_sin), CustomOpConfig(weighted_tanh)],
+            dispatch_on={"tensor_name": "x", "dim": -1, "range_upper_bound": 33},
+            split_points=[32],
+        )
+        f = torch.compile(lambda w, x: weighted(w, x), dynamic=True)
+        with forced_winners([32], ["weighted_sin", "weighted_tanh"]):
+            f(torch.randn(16), torch.randn(3, 16))
+        for size, impl in [(16, weighted_sin), (32, weighted_sin), (33, weighted_tanh)]:
+            w, x = torch.randn(size), torch.randn(3, size)
+            self.assertEqual(f(w, x), impl(w, x), msg=f"size {size}")
+
+    def test_registering_again_replaces(self) -> None:
+        x, weight = torch.randn(2, 50, 64), torch.randn(64)
+        for impl in ["short_impl", "medium_impl"]:
+            register_scale_act([100], impls=[IMPLS[impl]])
+            torch._dynamo.reset()
+            with forced_winners([100], [impl, impl]):
+                out = torch.compile(scale_act_model, dynamic=True)(x, weight)
+            self.assertEqual(out, IMPLS[impl](x, weight))
+
+
+instantiate_parametrized_tests(TestValidation)
+
+
 # ---------------------------------------------------------------- emitted kernels
 
 
