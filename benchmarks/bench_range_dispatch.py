@@ -20,10 +20,13 @@ Prints one table per section and writes every figure to --out (JSON).
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
+import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -105,9 +108,13 @@ WOQ_IMPLS = [woq_gemv, woq_mm]
 # ---------------------------------------------------------------- timing
 
 
-def median_us(fn: Callable[[], Any], device: str, quick: bool) -> float:
-    """Median latency of fn() in microseconds."""
-    if device == "cuda":
+def median_us(
+    fn: Callable[[], Any], device: str, quick: bool, host: bool = False
+) -> float:
+    """Median latency of fn() in microseconds: GPU time (triton do_bench) on CUDA,
+    else, or with host=True, wall time per call over batches of back-to-back calls
+    (synchronized once per batch), which is what host-side overhead costs."""
+    if device == "cuda" and not host:
         from triton.testing import do_bench
 
         return (
@@ -118,10 +125,13 @@ def median_us(fn: Callable[[], Any], device: str, quick: bool) -> float:
         fn()
     batch, rounds = 50, (21 if quick else 101)
     samples = []
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(rounds):
+        sync()
         start = time.perf_counter_ns()
         for _ in range(batch):
             fn()
+        sync()
         samples.append((time.perf_counter_ns() - start) / batch / 1e3)
     return statistics.median(samples)
 
@@ -261,7 +271,7 @@ def dispatch_overhead(device: str, quick: bool) -> list[dict[str, Any]]:
 
         def timed(fn: Callable, x: torch.Tensor) -> float:
             fn(x, weight)
-            return median_us(lambda: fn(x, weight), device, quick)
+            return median_us(lambda: fn(x, weight), device, quick, host=True)
 
         for name, build in [("tree", cond_tree), ("chain", cond_chain)]:
             torch._dynamo.reset()
@@ -327,15 +337,22 @@ def e2e(device: str, quick: bool) -> dict[str, Any]:
     scale = torch.rand(n, device=device, dtype=dtype) * 0.01
     inputs = {m: torch.randn(m, k, device=device, dtype=dtype) for m in ms}
 
+    source_dir = tempfile.mkdtemp(prefix="bench_singles_")
     compiled_count = iter(range(1 << 30))
 
     def static_compile(impl: Callable) -> Callable:
-        # A code object of its own per compile (the constant makes it unequal to
-        # the others): Dynamo counts recompiles per code object, and these must
-        # not share one recompile limit.
-        source = f"lambda x: (impl(x, wq, scale), {next(compiled_count)})[0]"
-        fn = eval(source, {"impl": impl, "wq": wq, "scale": scale})
-        return torch.compile(fn, dynamic=False)
+        # A function with a code object of its own, in a real source file: Dynamo
+        # keeps one cache (and one recompile limit) per code object, so compiles
+        # sharing one would evict each other or fall back to eager; and it wraps
+        # functions without a source file in a shared wrapper.
+        path = os.path.join(source_dir, f"single_{next(compiled_count)}.py")
+        with open(path, "w") as f:
+            f.write("def single(x):\n    return IMPL(x, WQ, SCALE)\n")
+        spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.IMPL, module.WQ, module.SCALE = impl, wq, scale
+        return torch.compile(module.single, dynamic=False)
 
     single: dict[str, dict[int, float]] = {impl.__name__: {} for impl in WOQ_IMPLS}
     dispatched: dict[int, float] = {}

@@ -15,6 +15,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 from collections.abc import Callable, Iterator
@@ -633,6 +634,122 @@ class TestWoqLinear(RangeTestCase):
     @unittest.skipUnless(HAS_CUDA, "needs CUDA")
     def test_woq_linear_cuda(self) -> None:
         self.run_woq("cuda", torch.bfloat16, 4096, 4096)
+
+
+# ---------------------------------------------------------------- the normalizer
+
+# A CUDA wrapper in the shape Inductor writes it, volatile parts included.
+_CUDA_WRAPPER = """\
+# kernel path: /tmp/torchinductor_u/ab/cabc123.py
+# Source node to ATen node mapping:
+#   sin => sin
+triton_poi_fused_sin_0 = async_compile.triton('triton_poi_fused_sin_0', '''
+import triton
+import triton.language as tl
+
+from torch._inductor.runtime import triton_helpers, triton_heuristics
+from torch._inductor.runtime.hints import DeviceProperties
+
+@triton_heuristics.pointwise(
+    size_hints={'x': 1024},
+    filename=__file__,
+    triton_meta={'signature': {'in_ptr0': '*fp32'}, 'device': DeviceProperties(type='cuda', index=0, multi_processor_count=132, cc=90)},
+    inductor_meta={'kernel_name': 'triton_poi_fused_sin_0', 'backend_hash': 'DEADBEEF'},
+    min_elem_per_thread=0
+)
+@triton.jit
+def triton_poi_fused_sin_0(in_ptr0, out_ptr0, xnumel, XBLOCK : tl.constexpr):
+    tmp0 = tl.load(in_ptr0 + (xindex), xmask)
+    tl.store(out_ptr0 + (xindex), tl_math.sin(tmp0), xmask)
+''', device_str='cuda')
+
+def true_graph_0(args):
+    true_graph_0_arg0_1, = args
+    args.clear()
+    s0 = true_graph_0_arg0_1
+    assert_size_stride(true_graph_0_arg1_1, (s0, ), (1, ))
+    with torch.cuda._DeviceGuard(0):
+        torch.cuda.set_device(0)
+        true_graph_0_buf0 = empty_strided_cuda((s0, ), (1, ), torch.float32)
+        # Topologically Sorted Source Nodes: [sin], Original ATen: [aten.sin]
+        stream0 = get_raw_stream(0)
+        triton_poi_fused_sin_0.run(true_graph_0_arg1_1, true_graph_0_buf0, s0, stream=stream0)
+        del true_graph_0_arg1_1
+    return (true_graph_0_buf0, )
+
+class Runner:
+    def call(self, args):
+        arg0_1, arg1_1 = args
+        args.clear()
+        buf0 = [None] * 1
+        if s0 <= 512:
+
+            # subgraph: true_graph_0
+            true_graph_0_args = [arg1_1, s0]
+            buf0 = true_graph_0(true_graph_0_args)
+        else:
+            with torch.cuda._DeviceGuard(0):
+                buf0 = false_graph_0(false_graph_0_args)
+        return (buf0[0], )
+
+def get_args():
+    pass
+"""
+
+
+class TestNormalizer(TestCase):
+    def test_keeps_kernels_and_dispatch_drops_volatile_parts(self) -> None:
+        self.assertExpectedInline(normalize_triton_code(_CUDA_WRAPPER), """\
+kernel triton_poi_fused_sin_0:
+def triton_poi_fused_sin_0(in_ptr0, out_ptr0, xnumel, XBLOCK : tl.constexpr):
+    tmp0 = tl.load(in_ptr0 + (xindex), xmask)
+    tl.store(out_ptr0 + (xindex), tl_math.sin(tmp0), xmask)
+
+def true_graph_0(args):
+    triton_poi_fused_sin_0.run(true_graph_0_arg1_1, true_graph_0_buf0, s0)
+    return (true_graph_0_buf0, )
+
+def call(args):
+    if s0 <= 512:
+        # subgraph: true_graph_0
+        buf0 = true_graph_0(true_graph_0_args)
+    else:
+        buf0 = false_graph_0(false_graph_0_args)
+    return (buf0[0], )
+""")
+
+    def test_kernel_names_and_wrapper_dispatch(self) -> None:
+        self.assertEqual(kernel_names(_CUDA_WRAPPER), ["triton_poi_fused_sin_0"])
+        dispatch = wrapper_dispatch(_CUDA_WRAPPER)
+        self.assertNotIn("kernel ", dispatch)
+        self.assertIn("    if s0 <= 512:\n        # subgraph: true_graph_0", dispatch)
+
+    def test_codegen_only_restores_driver_and_config(self) -> None:
+        import triton
+        from torch.testing._internal import inductor_codegen_only
+
+        before = triton.runtime.driver._active
+        with inductor_codegen_only.codegen_only_triton():
+            self.assertEqual(inductor_config.cpu_backend, "triton")
+            target = triton.runtime.driver._active.get_current_target()
+            self.assertEqual(
+                (target.backend, target.arch, target.warp_size), ("cuda", 90, 32)
+            )
+        self.assertIs(triton.runtime.driver._active, before)
+        self.assertNotEqual(inductor_config.cpu_backend, "triton")
+
+    def test_unavailable_triton_is_a_clear_error(self) -> None:
+        from torch.testing._internal import inductor_codegen_only
+
+        with (
+            mock.patch.dict(sys.modules, {"triton": None}),
+            self.assertRaisesRegex(
+                inductor_codegen_only.CodegenOnlyUnavailable,
+                "codegen-only Triton needs the triton package",
+            ),
+        ):
+            with inductor_codegen_only.codegen_only_triton():
+                pass
 
 
 # ---------------------------------------------------------------- validation
