@@ -699,7 +699,9 @@ def get_args():
 
 class TestNormalizer(TestCase):
     def test_keeps_kernels_and_dispatch_drops_volatile_parts(self) -> None:
-        self.assertExpectedInline(normalize_triton_code(_CUDA_WRAPPER), """\
+        self.assertExpectedInline(
+            normalize_triton_code(_CUDA_WRAPPER),
+            """\
 kernel triton_poi_fused_sin_0:
 def triton_poi_fused_sin_0(in_ptr0, out_ptr0, xnumel, XBLOCK : tl.constexpr):
     tmp0 = tl.load(in_ptr0 + (xindex), xmask)
@@ -716,7 +718,8 @@ def call(args):
     else:
         buf0 = false_graph_0(false_graph_0_args)
     return (buf0[0], )
-""")
+""",
+        )
 
     def test_kernel_names_and_wrapper_dispatch(self) -> None:
         self.assertEqual(kernel_names(_CUDA_WRAPPER), ["triton_poi_fused_sin_0"])
