@@ -12,14 +12,17 @@ Sections:
             each impl compiled alone (dynamic=False) per M, their minimum (the
             oracle), the range-dispatched op (one compile, M marked dynamic) and
             the best single impl overall.
+  skinny    the same for x @ w with a long K and a small N: the library matmul vs
+            split-K (8 or 32 batched partial products, summed).
 
 Usage: python benchmarks/bench_range_dispatch.py [--quick] [--device cpu|cuda]
-           [--sections compile,overhead,e2e] [--out FILE.json]
+           [--sections compile,overhead,e2e,skinny] [--out FILE.json]
 Prints one table per section and writes every figure to --out (JSON).
 """
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import math
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
@@ -316,27 +320,124 @@ def dispatch_overhead(device: str, quick: bool) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- end to end
 
 
-def e2e(device: str, quick: bool) -> dict[str, Any]:
+@torch.library.custom_op("bench::skinny_linear", mutates_args=())
+def skinny_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return x @ w
+
+
+@skinny_linear.register_fake
+def _(x, w):
+    return x.new_empty(x.shape[0], w.shape[1])
+
+
+def skinny_mm(x, w):
+    return x @ w
+
+
+def skinny_splitk(x, w, k_splits=8):
+    """Split the long K dim into k_splits batched partial products, then sum them:
+    more parallel work when M and N are too small to fill the machine."""
+    m, k = x.shape
+    parts = torch.bmm(
+        x.view(m, k_splits, k // k_splits).transpose(0, 1),
+        w.view(k_splits, k // k_splits, w.shape[1]),
+    )
+    return parts.sum(0)
+
+
+@dataclass
+class Workload:
+    """An op dispatched on x.size(0) = M, its impls and how to build its inputs."""
+
+    name: str
+    op: Any
+    configs: list[CustomOpConfig]
+    weights: tuple[torch.Tensor, ...]
+    k: int
+    n: int
+    dtype: torch.dtype
+    ms: list[int]
+    split_points: list[int]
+    reference: Callable[..., torch.Tensor]
+    max_m: dict[str, int]  # impls too slow to time past this M
+
+    def impls(self) -> dict[str, Callable]:
+        return {
+            "_".join([cfg.decomposition.__name__, *map(str, cfg.params.values())]): (
+                functools.partial(cfg.decomposition, **cfg.params)
+            )
+            for cfg in self.configs
+        }
+
+
+def woq_workload(device: str, quick: bool) -> Workload:
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     k = n = 4096 if device == "cuda" else 1024
     max_m = 16384 if device == "cuda" else 1024
     ms = [2**i for i in range(int(math.log2(max_m)) + 1)]
     if quick:
         ms, k, n = [1, 16, 128], 512, 512
-    # gemv re-reads the weight for every row of x: hopeless past a few hundred rows.
-    gemv_max_m = 1024 if device == "cuda" else 256
-    split_points = [1, 4, 16, 64, 256, 1024]
-    register_custom_op_autotuning(
-        woq_linear,
-        configs=[CustomOpConfig(impl) for impl in WOQ_IMPLS],
-        dispatch_on={"tensor_name": "x", "dim": 0, "range_upper_bound": max_m},
-        split_points=[p for p in split_points if p < max_m],
-    )
     torch.manual_seed(0)
     wq = torch.randint(-127, 127, (k, n), device=device, dtype=torch.int8)
     scale = torch.rand(n, device=device, dtype=dtype) * 0.01
-    inputs = {m: torch.randn(m, k, device=device, dtype=dtype) for m in ms}
+    return Workload(
+        name="woq_linear",
+        op=woq_linear,
+        configs=[CustomOpConfig(impl) for impl in WOQ_IMPLS],
+        weights=(wq, scale),
+        k=k,
+        n=n,
+        dtype=dtype,
+        ms=ms,
+        split_points=[p for p in [1, 4, 16, 64, 256, 1024] if p < ms[-1]],
+        reference=lambda x, wq, scale: (x.float() @ wq.float()) * scale.float(),
+        # gemv re-reads the weight for every row of x: hopeless past a few hundred.
+        max_m={"woq_gemv": 1024 if device == "cuda" else 256},
+    )
 
+
+def skinny_workload(device: str, quick: bool) -> Workload:
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    k, n = (16384, 256) if device == "cuda" else (8192, 64)
+    ms = [2**i for i in range(1, 12 if device == "cuda" else 10)]
+    if quick:
+        ms, k = [2, 64], 2048
+    torch.manual_seed(0)
+    w = torch.randn(k, n, device=device, dtype=dtype) / math.sqrt(k)
+    return Workload(
+        name="skinny_linear",
+        op=skinny_linear,
+        configs=[
+            CustomOpConfig(skinny_mm),
+            CustomOpConfig(skinny_splitk, k_splits=8),
+            CustomOpConfig(skinny_splitk, k_splits=32),
+        ],
+        weights=(w,),
+        k=k,
+        n=n,
+        dtype=dtype,
+        ms=ms,
+        split_points=[p for p in [4, 16, 64, 256] if p < ms[-1]],
+        reference=lambda x, w: x.float() @ w.float(),
+        max_m={},
+    )
+
+
+WORKLOADS = {"woq_linear": woq_workload, "skinny_linear": skinny_workload}
+
+
+def e2e(workload: Workload, device: str, quick: bool) -> dict[str, Any]:
+    ms, weights = workload.ms, workload.weights
+    register_custom_op_autotuning(
+        workload.op,
+        configs=workload.configs,
+        dispatch_on={"tensor_name": "x", "dim": 0, "range_upper_bound": ms[-1]},
+        split_points=workload.split_points,
+    )
+    inputs = {
+        m: torch.randn(m, workload.k, device=device, dtype=workload.dtype) for m in ms
+    }
+    impls = workload.impls()
     source_dir = tempfile.mkdtemp(prefix="bench_singles_")
     compiled_count = iter(range(1 << 30))
 
@@ -347,20 +448,20 @@ def e2e(device: str, quick: bool) -> dict[str, Any]:
         # functions without a source file in a shared wrapper.
         path = os.path.join(source_dir, f"single_{next(compiled_count)}.py")
         with open(path, "w") as f:
-            f.write("def single(x):\n    return IMPL(x, WQ, SCALE)\n")
+            f.write("def single(x):\n    return IMPL(x, *WEIGHTS)\n")
         spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        module.IMPL, module.WQ, module.SCALE = impl, wq, scale
+        module.IMPL, module.WEIGHTS = impl, weights
         return torch.compile(module.single, dynamic=False)
 
-    single: dict[str, dict[int, float]] = {impl.__name__: {} for impl in WOQ_IMPLS}
+    single: dict[str, dict[int, float]] = {name: {} for name in impls}
     dispatched: dict[int, float] = {}
     rounds = 3 if quick else 5
     with inductor_config.patch(force_disable_caches=True):
         # As in a model: only the token dim M is dynamic; the weights and K, N are
         # static (Dynamo keeps parameters static by default). One compile.
-        dispatched_fn = torch.compile(lambda x: woq_linear(x, wq, scale))
+        dispatched_fn = torch.compile(lambda x: workload.op(x, *weights))
         first = inputs[ms[-1]].clone()
         torch._dynamo.mark_dynamic(first, 0)
         start = time.perf_counter()
@@ -368,14 +469,17 @@ def e2e(device: str, quick: bool) -> dict[str, Any]:
         compile_s = time.perf_counter() - start
         for m in ms:
             x = inputs[m]
-            out = dispatched_fn(x)
-            ref = (x.float() @ wq.float()) * scale.float()
-            torch.testing.assert_close(out.float(), ref, atol=0.5, rtol=5e-2)
+            torch.testing.assert_close(
+                dispatched_fn(x).float(),
+                workload.reference(x, *weights),
+                atol=0.5,
+                rtol=5e-2,
+            )
             variants = {"dispatched": dispatched_fn}
-            for impl in WOQ_IMPLS:
-                if impl is not woq_gemv or m <= gemv_max_m:
-                    variants[impl.__name__] = static_compile(impl)
-                    variants[impl.__name__](x)
+            for name, impl in impls.items():
+                if m <= workload.max_m.get(name, m):
+                    variants[name] = static_compile(impl)
+                    variants[name](x)
             # Side by side: interleaved rounds, median per variant.
             samples: dict[str, list[float]] = {name: [] for name in variants}
             for _ in range(rounds):
@@ -406,16 +510,18 @@ def e2e(device: str, quick: bool) -> dict[str, Any]:
             "best_single_over_dispatched": single[best_single][m] / dispatched[m],
         }
         rows.append(row)
-        print(
-            f"  e2e {json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})}",
-            flush=True,
-        )
+        rounded = {
+            k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()
+        }
+        print(f"  e2e {workload.name} {json.dumps(rounded)}", flush=True)
     return {
+        "workload": workload.name,
         "device": device,
-        "dtype": str(dtype),
-        "K": k,
-        "N": n,
-        "split_points": split_points,
+        "dtype": str(workload.dtype),
+        "K": workload.k,
+        "N": workload.n,
+        "split_points": workload.split_points,
+        "impls": list(impls),
         "best_single": best_single,
         "dispatched_compile_s": compile_s,
         "rows": rows,
@@ -434,10 +540,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", help="write all figures to this JSON file")
     args = parser.parse_args(argv)
     sections = args.sections.split(",")
-    unknown = set(sections) - {"compile", "overhead", "e2e"}
+    unknown = set(sections) - {"compile", "overhead", "e2e", "skinny"}
     if unknown:
         parser.error(
-            f"unknown sections {sorted(unknown)}; choose from compile, overhead, e2e"
+            f"unknown sections {sorted(unknown)}; "
+            "choose from compile, overhead, e2e, skinny"
         )
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     result: dict[str, Any] = {
@@ -451,11 +558,14 @@ def main(argv: list[str]) -> int:
         result["compile"] = compile_work(args.device, args.quick)
     if "overhead" in sections:
         result["overhead"] = dispatch_overhead(args.device, args.quick)
-    if "e2e" in sections:
+    for section, make_workload in [("e2e", woq_workload), ("skinny", skinny_workload)]:
+        if section not in sections:
+            continue
         if not PATCHED:
-            print("  e2e: skipped, needs the patched torch")
-        else:
-            result["e2e"] = e2e(args.device, args.quick)
+            print(f"  {section}: skipped, needs the patched torch")
+            continue
+        workload = make_workload(args.device, args.quick)
+        result[section] = e2e(workload, args.device, args.quick)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)

@@ -69,10 +69,16 @@ def overhead_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def impl_names(e2e: dict) -> list[str]:
+    """The single impls of an e2e section (older files lack the 'impls' key)."""
+    if "impls" in e2e:
+        return e2e["impls"]
+    skip = {"oracle_us", "dispatched_us"}
+    return [k[:-3] for k in e2e["rows"][0] if k.endswith("_us") and k not in skip]
+
+
 def e2e_table(e2e: dict) -> str:
-    impls = [
-        k[:-3] for k in e2e["rows"][0] if k.endswith("_us") and k.startswith("woq_")
-    ]
+    impls = impl_names(e2e)
     head = " | ".join(f"{name} µs" for name in impls)
     lines = [
         f"| M | {head} | oracle µs | dispatched µs | dispatched / oracle | "
@@ -98,9 +104,11 @@ def plot(e2e: dict, title: str, out: str) -> None:
     rows = e2e["rows"]
     ms = [r["M"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key in [k for k in rows[0] if k.startswith("woq_") and k.endswith("_us")]:
-        points = [(r["M"], r[key]) for r in rows if r[key] is not None]
-        ax.plot(*zip(*points), marker="o", label=f"{key[:-3]} alone (static)")
+    for name in impl_names(e2e):
+        points = [
+            (r["M"], r[f"{name}_us"]) for r in rows if r[f"{name}_us"] is not None
+        ]
+        ax.plot(*zip(*points), marker="o", label=f"{name} alone (static)")
     ax.plot(ms, [r["oracle_us"] for r in rows], "k--", label="oracle (min per M)")
     ax.plot(
         ms,
@@ -113,7 +121,7 @@ def plot(e2e: dict, title: str, out: str) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("M (tokens)")
     ax.set_ylabel("latency, µs (median)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -137,15 +145,24 @@ def main(argv: list[str]) -> int:
         print(compile_table(result["compile"], base.get("compile", [])) + "\n")
     if "overhead" in result:
         print(overhead_table(result["overhead"]) + "\n")
-    if "e2e" in result:
-        e2e = result["e2e"]
+    for section in ["e2e", "skinny"]:
+        if section not in result:
+            continue
+        e2e = result[section]
         print(
-            f"{e2e['dtype']}, K = N = {e2e['K']}, split_points {e2e['split_points']}, "
+            f"{e2e.get('workload', 'woq_linear')}: {e2e['dtype']}, K = {e2e['K']}, "
+            f"N = {e2e['N']}, split_points {e2e['split_points']}, "
             f"dispatched compile {e2e['dispatched_compile_s']:.1f} s\n"
         )
         print(e2e_table(e2e) + "\n")
         if args.plot:
-            plot(e2e, f"int8 weight-only linear, {result['device_name']}", args.plot)
+            out = (
+                args.plot
+                if section == "e2e"
+                else args.plot.replace(".png", "_skinny.png")
+            )
+            title = f"{e2e.get('workload', 'woq_linear')}, {result['device_name']}"
+            plot(e2e, title, out)
     return 0
 
 
