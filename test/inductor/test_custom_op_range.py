@@ -101,6 +101,21 @@ def weighted_tanh(weight, x):
     return torch.tanh(x * weight)
 
 
+# Costs that cross over on x.size(0), by 10x or more at the tuned sizes (32 and
+# 4096), so the benchmarks pick quadratic_sin for small x and chained_tanh for
+# large x without forcing. Their values differ, so each branch is identifiable.
+def quadratic_sin(weight, x):
+    gram = x @ x.transpose(0, 1)  # (n, n): cheap at n = 32, ~1 GFLOP at n = 4096
+    return torch.sin(x * weight) + 0.0 * gram.sum()
+
+
+def chained_tanh(weight, x):
+    y = torch.tanh(x * weight)
+    for _ in range(20):  # 20 small reductions: a fixed cost that loses at n = 32
+        y = y + 0.0 * y.mean()
+    return y
+
+
 @torch.library.custom_op("range_test::affine", mutates_args=())
 def affine(
     x: torch.Tensor, weight: torch.Tensor, alpha: float, mode: str = "add"
@@ -451,6 +466,28 @@ class TestRangeLowering(RangeTestCase):
         ]:
             x = torch.randn(2, size, 64)
             self.assertEqual(f(weight, x), impl(weight, x), msg=f"size {size}")
+
+    def test_dispatch_tensor_is_not_first_benchmarked(self) -> None:
+        # Upstream bug 2 without forcing a winner: two choices benchmarked per range,
+        # whose costs cross over, give two groups; 2.11.0 then reads dim 0 of the
+        # first tensor (weight, 64) instead of x: the wrong branch.
+        register_custom_op_autotuning(
+            weighted,
+            configs=[CustomOpConfig(quadratic_sin), CustomOpConfig(chained_tanh)],
+            dispatch_on={"tensor_name": "x", "dim": 0, "range_upper_bound": 4096},
+            split_points=[32],
+        )
+        f = torch.compile(lambda w, x: weighted(w, x), dynamic=True)
+        weight = torch.randn(64)
+        # Leave out only the op's own (cheap) implementation, which would win both.
+        no_fallback = "^(?!.*_fallback_default$)"
+        with inductor_config.patch(
+            {"test_configs.autotune_choice_name_regex": no_fallback}
+        ):
+            f(weight, torch.randn(16, 64))
+        for size, impl in [(16, torch.sin), (32, torch.sin), (33, torch.tanh)]:
+            x = torch.randn(size, 64)
+            self.assertEqual(f(weight, x), impl(x * weight), msg=f"size {size}")
 
     def test_factory_functions_in_impls(self) -> None:
         # Upstream bug 3: "Please convert all Tensors to FakeTensors first".
