@@ -17,7 +17,7 @@ usage() {
 Usage: scripts/$PROG [MODE] [OPTIONS]
 
 Applies the patch series in patches/ (and the whole files in torch_overlay/) to
-PyTorch $(base_field version 2>/dev/null || echo "<BASE>").
+PyTorch $(awk '$1 == "version" { print $2 }' "$REPO/patches/BASE" 2>/dev/null).
 
 Target (default: create .venv, pip install torch + test deps, patch its torch):
   --python PY       patch the torch of an existing interpreter (no venv, no pip)
