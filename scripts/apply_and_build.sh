@@ -352,6 +352,11 @@ wheel_main() {
 # ---------------------------------------------------------------- source target
 GIT_ID=(-c user.name="custom-op-range series" -c user.email="custom-op-range@invalid")
 
+# patch_subject FILE: the commit subject git am --keep-non-patch gives FILE.
+patch_subject() {
+  git mailinfo -b /dev/null /dev/null <"$1" | sed -n 's/^Subject: //p'
+}
+
 source_main() {
   require_tool git
   [ -d "$SOURCE_DIR" ] || die $EXIT_USAGE "--source $SOURCE_DIR is not a directory"
@@ -363,10 +368,11 @@ source_main() {
   [ -z "${OVERLAY_FILES[*]}" ] || n=$((n + 1))
   # Already applied: HEAD~n is the base and the last n subjects are ours.
   if [ "$head" != "$BASE_COMMIT" ] && [ "$(git -C "$src" rev-parse -q --verify "HEAD~$n" 2>/dev/null)" = "$BASE_COMMIT" ]; then
-    subjects="$(git -C "$src" log --format=%s "HEAD~$n..HEAD" | head -n "${#SERIES[@]}")"
+    # (No `| head` here: under pipefail the writer's SIGPIPE would abort the script.)
+    subjects="$(git -C "$src" log -n "${#SERIES[@]}" --format=%s HEAD)"
     local expected=""
     for ((p = ${#SERIES[@]} - 1; p >= 0; p--)); do
-      expected+="$(sed -n 's/^Subject: \(\[PATCH[^]]*\] \)\{0,1\}//p' "$PATCHES/${SERIES[$p]}" | head -n 1)"$'\n'
+      expected+="$(patch_subject "$PATCHES/${SERIES[$p]}")"$'\n'
     done
     [ "$subjects"$'\n' = "$expected" ] && applied=1
   fi

@@ -2192,6 +2192,13 @@ class TestPatchScripts(TestCase):
             text=True,
         )
         self.assertEqual(result.returncode, 0, result.stderr)
+        again = subprocess.run(
+            ["bash", str(APPLY), "--patches", str(patches), "--source", str(checkout)],
+            capture_output=True,
+            text=True,
+        )
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertIn("already applied", again.stdout)
         series = (patches / "series").read_text().split()
         self.assertEqual(
             len(_git(checkout, "log", "--format=%s").splitlines()), len(series) + 2
