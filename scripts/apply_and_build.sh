@@ -146,7 +146,6 @@ apply_one() {
     patch)
       patch --batch --silent -p1 -d "$dir" "${flags[@]}" <"$patchfile" >/dev/null
       ;;
-    *) die $EXIT_TOOL "neither 'git' nor 'patch' is on PATH; one is needed to apply the series" ;;
   esac
 }
 
