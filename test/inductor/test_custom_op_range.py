@@ -44,6 +44,7 @@ from torch.testing._internal.inductor_codegen_only import (
     triton_code_for,
     wrapper_dispatch,
 )
+from torch.utils._ordered_set import OrderedSet
 
 
 HAS_CUDA = torch.cuda.is_available()
@@ -101,19 +102,20 @@ def weighted_tanh(weight, x):
     return torch.tanh(x * weight)
 
 
-# Costs that cross over on x.size(0), by 10x or more at the tuned sizes (32 and
-# 4096), so the benchmarks pick quadratic_sin for small x and chained_tanh for
-# large x without forcing. Their values differ, so each branch is identifiable.
-def quadratic_sin(weight, x):
-    gram = x @ x.transpose(0, 1)  # (n, n): cheap at n = 32, ~1 GFLOP at n = 4096
-    return torch.sin(x * weight) + 0.0 * gram.sum()
+# Costs that cross over on x.size(0) by 50x or more at both tuning sizes (32 and
+# range_upper_bound 4096), so real benchmarks pick small_n_impl below the split and
+# large_n_impl above it on a loaded 2-core machine too. Neither reduces over the
+# dispatch dim (C++ reductions guard on their size), and their values differ, so
+# each branch is identifiable.
+def small_n_impl(weight, x):
+    gram = x @ x.transpose(0, 1)  # 2*n*n*64 flops: ~0.1 MFLOP at 32, 2 GFLOP at 4096
+    return torch.sin(x * weight) + 0.0 * gram[:, :1]
 
 
-def chained_tanh(weight, x):
-    y = torch.tanh(x * weight)
-    for _ in range(20):  # 20 small reductions: a fixed cost that loses at n = 32
-        y = y + 0.0 * y.mean()
-    return y
+def large_n_impl(weight, x):
+    square = weight[0] + torch.zeros(256, 256, dtype=x.dtype)
+    fixed = square @ square  # 34 MFLOP, whatever n is
+    return torch.tanh(x * weight) + 0.0 * fixed[0, 0]
 
 
 @torch.library.custom_op("range_test::affine", mutates_args=())
@@ -473,7 +475,7 @@ class TestRangeLowering(RangeTestCase):
         # first tensor (weight, 64) instead of x: the wrong branch.
         register_custom_op_autotuning(
             weighted,
-            configs=[CustomOpConfig(quadratic_sin), CustomOpConfig(chained_tanh)],
+            configs=[CustomOpConfig(small_n_impl), CustomOpConfig(large_n_impl)],
             dispatch_on={"tensor_name": "x", "dim": 0, "range_upper_bound": 4096},
             split_points=[32],
         )
@@ -599,31 +601,6 @@ class TestRangeLowering(RangeTestCase):
         FileCheck().check("if (").check("else").run(codes[-1])
         with inductor_config.patch(cpp_wrapper=True):
             self.check_scale_act(f, [256, 512, 513, 2048, 2049, 3000], SPLITS, WINNERS)
-
-    def test_guarding_impl_falls_back_to_one_winner(self) -> None:
-        def guarding_impl(x, weight):
-            # Branches on the size in Python: tracing it symbolically adds a guard.
-            return torch.sin(x * weight) if x.shape[1] > 100 else torch.cos(x * weight)
-
-        register_scale_act([100], impls=[guarding_impl, medium_impl])
-        x, weight = torch.randn(2, 256, 64), torch.randn(64)
-        # Per range: guarding_impl, then medium_impl; the fallback's own tuning
-        # (no range in its choice names) keeps medium_impl.
-        regex = (
-            r"_range_1_100_guarding_impl_\d+$|_range_101_inf_medium_impl_\d+$"
-            r"|_autotuned_medium_impl_\d+$|^(?!.*_autotuned_)"
-        )
-        f = torch.compile(scale_act_model, dynamic=True)
-        with (
-            self.assertLogs(LOG_NAME, level=logging.WARNING) as logs,
-            inductor_config.patch({"test_configs.autotune_choice_name_regex": regex}),
-        ):
-            out = f(x, weight)
-        self.assertIn("added shape guards", "\n".join(logs.output))
-        self.assertIn(
-            "falling back to one autotuned implementation", "\n".join(logs.output)
-        )
-        self.assertEqual(out, medium_impl(x, weight))
 
     def test_logs_one_line_per_range(self) -> None:
         register_scale_act(SPLITS, impls=[long_impl, cube_impl])
@@ -1076,6 +1053,521 @@ class TestValidation(RangeTestCase):
 instantiate_parametrized_tests(TestValidation)
 
 
+# ---------------------------------------------------------------- paths users take
+
+
+@torch.library.custom_op("range_test::crossover", mutates_args=())
+def crossover(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Its own body costs both impls together, so it never wins a benchmark."""
+    return small_n_impl(weight, x) + large_n_impl(weight, x)
+
+
+@crossover.register_fake
+def _(weight, x):
+    return torch.empty_like(x)
+
+
+def register_crossover(**dispatch: Any) -> None:
+    register_custom_op_autotuning(
+        crossover,
+        configs=[CustomOpConfig(small_n_impl), CustomOpConfig(large_n_impl)],
+        dispatch_on={
+            "tensor_name": "x",
+            "dim": 0,
+            "range_upper_bound": 4096,
+            **dispatch,
+        },
+        split_points=[32],
+    )
+
+
+def crossover_reference(weight, x):
+    return (torch.sin if x.shape[0] <= 32 else torch.tanh)(x * weight)
+
+
+def boundary_sizes(split_points: list[int], extra: tuple[int, ...] = ()) -> list[int]:
+    """start - 1, start, end and end + 1 of every range, the sizes >= 2 of them."""
+    sizes = {
+        n
+        for start, end in ranges_of(split_points)
+        for n in (start - 1, start, end, end + 1)
+        if 2 <= n < math.inf
+    }
+    return sorted(sizes | set(extra))
+
+
+@torch.library.custom_op("range_test::pair", mutates_args=())
+def pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x.sin(), x.cos()
+
+
+@pair.register_fake
+def _(x):
+    return torch.empty_like(x), torch.empty_like(x)
+
+
+@torch.library.custom_op("range_test::lookup", mutates_args=())
+def lookup(idx: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    return table[idx]
+
+
+@lookup.register_fake
+def _(idx, table):
+    return table.new_empty(idx.shape[0], table.shape[1])
+
+
+def lookup_sin(idx, table):
+    return torch.sin(table[idx])
+
+
+def lookup_tanh(idx, table):
+    return torch.tanh(torch.index_select(table, 0, idx))
+
+
+@torch.library.custom_op("range_test::double", mutates_args=())
+def double(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return 2 * x * weight
+
+
+@double.register_fake
+def _(x, weight):
+    return torch.empty_like(x)
+
+
+def double_mul(x, weight):
+    return 2 * x * weight
+
+
+def double_add(x, weight):
+    return x * weight + x * weight
+
+
+def _double_backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    return 2 * grad * weight, (2 * grad * x).sum(dim=(0, 1))
+
+
+def _double_setup_context(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+double.register_autograd(_double_backward, setup_context=_double_setup_context)
+
+
+class Int8Linear(torch.nn.Module):
+    """gpt-fast style weight-only int8 linear: the weight and scale are buffers."""
+
+    def __init__(self, k: int = 128, n: int = 64) -> None:
+        super().__init__()
+        self.register_buffer("wq", torch.randint(-127, 127, (k, n), dtype=torch.int8))
+        self.register_buffer("scale", torch.rand(n) * 0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return woq_linear(x, self.wq, self.scale)
+
+
+def compile_in_mode(fn: Callable, mode: str, example: torch.Tensor, dim: int):
+    """fn compiled the way a user would in ``mode``; the example input is marked
+    where the mode marks it. Returns (compiled fn, frame counter)."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    counter = CompileCounterWithBackend("inductor")
+    options: dict[str, Any] = {"backend": counter}
+    if mode == "dynamic":
+        options["dynamic"] = True
+    elif mode == "fullgraph":
+        options.update(dynamic=True, fullgraph=True)
+    elif mode == "mark_dynamic":
+        torch._dynamo.mark_dynamic(example, dim)
+    else:
+        assert mode == "automatic", mode  # static first call, then dynamic
+    return torch.compile(fn, **options), counter
+
+
+class TestUserPaths(RangeTestCase):
+    """The range dispatch as users reach it: public API only, values against
+    eager at every range boundary, recompiles counted."""
+
+    def check_boundaries(self, f, reference, make_input, split_points, **tol):
+        with torch.compiler.set_stance("fail_on_recompile"):
+            for n in boundary_sizes(split_points, extra=(3000,)):
+                x = make_input(n)
+                self.assertEqual(f(x), reference(x), msg=f"size {n}", **tol)
+
+    @parametrize("mode", ["dynamic", "mark_dynamic", "automatic", "fullgraph"])
+    def test_compile_modes(self, mode: str) -> None:
+        register_scale_act([100], impls=[short_impl, medium_impl])
+        weight = torch.randn(64)
+        first = torch.randn(2, 50, 64)
+        f, frames = compile_in_mode(lambda x: scale_act(x, weight), mode, first, 1)
+        winners = ["short_impl", "medium_impl"]
+        with forced_winners([100], winners):
+            f(first)
+            if mode == "automatic":  # the second size makes the dim dynamic
+                f(torch.randn(2, 60, 64))
+        self.check_boundaries(
+            f,
+            lambda x: IMPLS[expected_impl(x.shape[1], [100], winners)](x, weight),
+            lambda n: torch.randn(2, n, 64),
+            [100],
+        )
+        self.assertEqual(frames.frame_count, 2 if mode == "automatic" else 1)
+
+    def test_same_op_twice_with_other_kwargs_and_sizes(self) -> None:
+        # Each traced dispatch named its branches true_graph_0 / false_graph_0 and
+        # the wrapper generated each name once: the second call ran the first's.
+        register_custom_op_autotuning(
+            affine,
+            configs=[CustomOpConfig(affine_sin), CustomOpConfig(affine_tanh)],
+            dispatch_on={"tensor_name": "x", "dim": 0},
+            split_points=[16],
+        )
+        weight = torch.randn(32)
+        f = torch.compile(
+            lambda a, b: (affine(a, weight, 0.5), affine(b, weight, 2.0, mode="sub")),
+            dynamic=True,
+            fullgraph=True,
+        )
+
+        def expected(x, alpha, mode):
+            impl = torch.sin if x.shape[0] <= 16 else torch.tanh
+            return affine_reference(x, weight, alpha, mode, impl, 1.0)
+
+        with forced_winners([16], ["affine_sin", "affine_tanh"]):
+            f(torch.randn(8, 32), torch.randn(40, 32))
+        with torch.compiler.set_stance("fail_on_recompile"):
+            for m, n in [(8, 40), (40, 8), (16, 17), (17, 16), (2, 2)]:
+                a, b = torch.randn(m, 32), torch.randn(n, 32)
+                out_a, out_b = f(a, b)
+                self.assertEqual(out_a, expected(a, 0.5, "add"), msg=f"{m}, {n}")
+                self.assertEqual(out_b, expected(b, 2.0, "sub"), msg=f"{m}, {n}")
+
+    def test_two_range_ops_in_one_graph(self) -> None:
+        register_scale_act([100], impls=[short_impl, medium_impl])
+        register_custom_op_autotuning(
+            weighted,
+            configs=[CustomOpConfig(weighted_sin), CustomOpConfig(weighted_tanh)],
+            dispatch_on={"tensor_name": "x", "dim": 1},
+            split_points=[50],
+        )
+        weight = torch.randn(64)
+        f = torch.compile(
+            lambda x: (scale_act(x, weight), weighted(weight, x)), dynamic=True
+        )
+        regex = (
+            r"range_1_100_short_impl|range_101_inf_medium_impl"
+            r"|range_1_50_weighted_sin|range_51_inf_weighted_tanh|^(?!.*_autotuned_)"
+        )
+        with inductor_config.patch({"test_configs.autotune_choice_name_regex": regex}):
+            f(torch.randn(2, 70, 64))
+        with torch.compiler.set_stance("fail_on_recompile"):
+            for n in [30, 50, 51, 100, 101, 400]:
+                x = torch.randn(2, n, 64)
+                first, second = f(x)
+                self.assertEqual(
+                    first, IMPLS[expected_impl(n, [100], WINNERS)](x, weight)
+                )
+                impl = weighted_sin if n <= 50 else weighted_tanh
+                self.assertEqual(second, impl(weight, x), msg=f"size {n}")
+
+    @parametrize("derive", ["pointwise", "cat", "strided_slice"])
+    def test_dispatch_tensor_computed_in_graph(self, derive: str) -> None:
+        # The op sees x = derive(a): a Pointwise, a View of size 2*s0, or a
+        # slice of size (s0+1)//2. It dispatches on x's size, whatever a's is.
+        derived = {
+            "pointwise": lambda a: a * 2,
+            "cat": lambda a: torch.cat([a, a], 1),
+            "strided_slice": lambda a: a[:, ::2],
+        }[derive]
+        register_scale_act([100], impls=[short_impl, medium_impl])
+        weight = torch.randn(64)
+        f = torch.compile(lambda a: scale_act(derived(a), weight), dynamic=True)
+        with forced_winners([100], ["short_impl", "medium_impl"]):
+            f(torch.randn(2, 70, 64))
+        with torch.compiler.set_stance("fail_on_recompile"):
+            for n in [3, 49, 50, 51, 99, 100, 101, 102, 199, 200, 201, 202, 999]:
+                a = torch.randn(2, n, 64)
+                x = derived(a)
+                impl = short_impl if x.shape[1] <= 100 else medium_impl
+                self.assertEqual(f(a), impl(x, weight), msg=f"a {n}, x {x.shape[1]}")
+
+    def test_input_gen_fns_reach_every_benchmark(self) -> None:
+        # The generator was called at the hint size and its values replaced by
+        # random ones of the range size: 340 of 344 runs had random inputs.
+        shapes = []
+
+        def quarter(fake: torch.Tensor) -> torch.Tensor:
+            shapes.append(tuple(fake.shape))
+            return torch.full(fake.shape, 0.25)
+
+        register_custom_op_autotuning(
+            scale_act,
+            configs=[CustomOpConfig(long_impl), CustomOpConfig(cube_impl)],
+            dispatch_on={"tensor_name": "x", "dim": 1, "range_upper_bound": 300},
+            split_points=[100],
+            input_gen_fns={"x": quarter},
+        )
+        from torch._inductor.codegen.subgraph import SubgraphChoiceCaller
+
+        runs = []
+        original = SubgraphChoiceCaller.benchmark
+
+        def recording(choice, *args, out):
+            runs.append(bool((args[0] == 0.25).all()))
+            return original(choice, *args, out=out)
+
+        with mock.patch.object(SubgraphChoiceCaller, "benchmark", recording):
+            torch.compile(scale_act_model, dynamic=True)(
+                torch.randn(2, 50, 64), torch.randn(64)
+            )
+        self.assertEqual(runs, [True] * 4)  # 2 impls x 2 ranges
+        self.assertEqual(OrderedSet(shapes), {(2, 100, 64), (2, 300, 64)})
+
+    def test_input_gen_fn_of_the_wrong_shape_is_a_clear_error(self) -> None:
+        register_custom_op_autotuning(
+            scale_act,
+            configs=[CustomOpConfig(long_impl), CustomOpConfig(cube_impl)],
+            dispatch_on={"tensor_name": "x", "dim": 1},
+            split_points=[100],
+            input_gen_fns={"x": lambda fake: torch.randn(2, 50, 64)},
+        )
+        with self.assertRaisesRegex(
+            Exception,
+            r"range_test::scale_act_autotuned: input_gen_fns\['x'\] returned a tensor "
+            r"of shape \[2, 50, 64\] for a benchmark input of shape \[2, 100, 64\]",
+        ):
+            torch.compile(scale_act_model, dynamic=True)(
+                torch.randn(2, 50, 64), torch.randn(64)
+            )
+
+    def test_multi_output_op_is_refused_at_registration(self) -> None:
+        with self.assertRaisesRegex(
+            ValueError,
+            r"^register_custom_op_autotuning\(range_test::pair\): the op returns "
+            r"\(Tensor, Tensor\); autotuning supports ops that return a single Tensor$",
+        ):
+            register_custom_op_autotuning(
+                pair,
+                configs=[CustomOpConfig(lambda x: (x.sin(), x.cos()))],
+                dispatch_on={"tensor_name": "x", "dim": 0},
+                split_points=[8],
+            )
+
+    def test_cpp_wrapper_with_real_benchmarks(self) -> None:
+        # C++-wrapped benchmark modules failed to compile ("redeclaration of
+        # int64_t s77"), so the op's own body won every range.
+        register_crossover()
+        weight = torch.randn(64)
+        f = torch.compile(lambda x: crossover(weight, x), dynamic=True)
+        with inductor_config.patch(cpp_wrapper=True):
+            f(torch.randn(16, 64))
+            self.check_boundaries(
+                f,
+                lambda x: crossover_reference(weight, x),
+                lambda n: torch.randn(n, 64),
+                [32],
+            )
+
+    def test_fallback_choice_is_offered_on_every_compile(self) -> None:
+        # The op's own implementation was skipped once an earlier compile had
+        # registered its extern kernel: NoValidChoicesError when nothing else is left.
+        register_scale_act([100], impls=[short_impl, medium_impl])
+        only_fallback = inductor_config.patch(
+            {
+                "test_configs.autotune_choice_name_regex": "fallback_default$|^(?!.*_autotuned_)"
+            }
+        )
+        x, weight = torch.randn(2, 50, 64), torch.randn(64)
+        for _ in range(2):
+            torch._dynamo.reset()
+            with only_fallback:
+                out = torch.compile(scale_act_model, dynamic=True)(x, weight)
+            self.assertEqual(out, scale_act(x, weight))
+
+    def test_aot_inductor_package(self) -> None:
+        # Export with a Dim on the dispatch dim, package, load, run: the benchmark
+        # compiles inherited aot_mode ("'Symbol' object has no attribute 'dtype'").
+        register_crossover()
+
+        class Model(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.weight = torch.nn.Parameter(torch.randn(64))
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return crossover(self.weight, x)
+
+        model = Model()
+        exported = torch.export.export(
+            model,
+            (torch.randn(16, 64),),
+            dynamic_shapes={"x": {0: torch.export.Dim("m", min=2, max=8192)}},
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            package = torch._inductor.aoti_compile_and_package(
+                exported, package_path=os.path.join(tmp, "model.pt2")
+            )
+            runner = torch._inductor.aoti_load_package(package)
+            with torch.no_grad():
+                for n in boundary_sizes([32], extra=(3000,)):
+                    x = torch.randn(n, 64)
+                    expected = crossover_reference(model.weight, x)
+                    self.assertEqual(runner(x), expected, msg=f"size {n}")
+
+    @parametrize("mode", ["dynamic", "mark_dynamic"])
+    def test_module_with_int8_weight_buffers(self, mode: str) -> None:
+        # Tracing the dispatch guards Eq(K of x, K of the weight): not the dispatch
+        # symbol, so the dispatch stands; it used to fall back and specialize M.
+        register_custom_op_autotuning(
+            woq_linear,
+            configs=[CustomOpConfig(woq_gemv_impl), CustomOpConfig(woq_mm_impl)],
+            dispatch_on={"tensor_name": "x", "dim": 0, "range_upper_bound": 256},
+            split_points=[8],
+        )
+        model = Int8Linear()
+        first = torch.randn(4, 128)
+        f, frames = compile_in_mode(model, mode, first, 0)
+        with (
+            forced_winners([8], ["woq_gemv_impl", "woq_mm_impl"]),
+            self.assertNoLogs(LOG_NAME, level=logging.WARNING),
+        ):
+            f(first)
+        self.check_boundaries(
+            f, model, lambda m: torch.randn(m, 128), [8], atol=1e-4, rtol=1e-4
+        )
+        self.assertEqual(frames.frame_count, 1)
+
+    def test_guard_on_the_dispatch_size_falls_back_once_for_all_sizes(self) -> None:
+        def guarding_impl(x, weight):
+            # Branches on the size in Python: its trace guards s > 100, which
+            # fails in the range it is tuned for.
+            return torch.sin(x * weight) if x.shape[1] > 100 else torch.cos(x * weight)
+
+        register_scale_act([100], impls=[guarding_impl, medium_impl])
+        weight = torch.randn(64)
+        f, frames = compile_in_mode(lambda x: scale_act(x, weight), "dynamic", None, 1)
+        with (
+            self.assertLogs(LOG_NAME, level=logging.WARNING) as logs,
+            forced_winners([100], ["guarding_impl", "medium_impl"]),
+        ):
+            f(torch.randn(2, 256, 64))
+        self.assertRegex(
+            "\n".join(logs.output),
+            r"range_test::scale_act_autotuned: cannot build the range dispatch "
+            r"\(tracing it adds guards on the dispatch size that fail in some ranges: "
+            r"\['s\d+ > 100'\]\); using medium_impl for all sizes, so these ranges "
+            r"lose their tuned winners: \[1, 100\]: guarding_impl",
+        )
+        self.check_boundaries(
+            f,
+            lambda x: medium_impl(x, weight),
+            lambda n: torch.randn(2, n, 64),
+            [100],
+        )
+        self.assertEqual(frames.frame_count, 1)
+
+    def test_bfloat16(self) -> None:
+        register_scale_act([100], impls=[short_impl, medium_impl])
+        weight = torch.randn(64, dtype=torch.bfloat16)
+        f = torch.compile(lambda x: scale_act(x, weight), dynamic=True)
+        with forced_winners([100], ["short_impl", "medium_impl"]):
+            f(torch.randn(2, 50, 64, dtype=torch.bfloat16))
+
+        def reference(x):
+            return (short_impl if x.shape[1] <= 100 else medium_impl)(x, weight)
+
+        self.check_boundaries(
+            f,
+            reference,
+            lambda n: torch.randn(2, n, 64, dtype=torch.bfloat16),
+            [100],
+            atol=1e-2,
+            rtol=1e-2,
+        )
+
+    def test_integer_dispatch_tensor_float_output(self) -> None:
+        register_custom_op_autotuning(
+            lookup,
+            configs=[CustomOpConfig(lookup_sin), CustomOpConfig(lookup_tanh)],
+            dispatch_on={"tensor_name": "idx", "dim": 0},
+            split_points=[16],
+        )
+        table = torch.randn(50, 5)  # 5: no size equal to idx's, no duck sizing
+        f = torch.compile(lambda idx: lookup(idx, table), dynamic=True)
+        with forced_winners([16], ["lookup_sin", "lookup_tanh"]):
+            f(torch.randint(0, 50, (8,)))
+
+        def reference(idx):
+            return (lookup_sin if idx.shape[0] <= 16 else lookup_tanh)(idx, table)
+
+        self.check_boundaries(f, reference, lambda n: torch.randint(0, 50, (n,)), [16])
+
+    def test_autograd(self) -> None:
+        register_custom_op_autotuning(
+            double,
+            configs=[CustomOpConfig(double_mul), CustomOpConfig(double_add)],
+            dispatch_on={"tensor_name": "x", "dim": 1},
+            split_points=[100],
+        )
+        weight = torch.randn(64, requires_grad=True)
+        f = torch.compile(lambda x: double(x, weight), dynamic=True)
+        with forced_winners([100], ["double_mul", "double_add"]):
+            out, codes = run_and_get_code(f, torch.randn(2, 50, 64, requires_grad=True))
+        FileCheck().check("if ").check("<= 100").run(codes[0])
+        with torch.compiler.set_stance("fail_on_recompile"):
+            for n in [50, 300]:  # one size per range
+                x = torch.randn(2, n, 64, requires_grad=True)
+                x_eager = x.detach().clone().requires_grad_()
+                grad = torch.randn(2, n, 64)
+                weight.grad = None
+                f(x).backward(grad)
+                compiled_grads = (x.grad, weight.grad)
+                weight.grad = None
+                (2 * x_eager * weight).backward(grad)
+                self.assertEqual(
+                    compiled_grads, (x_eager.grad, weight.grad), atol=1e-4, rtol=1e-4
+                )
+
+    def test_mark_dynamic_bounds_leave_ranges_unreachable(self) -> None:
+        # x.size(1) in [20, 150]: ranges [1, 10] and [501, inf] can't be reached,
+        # so they are not tuned and have no branch.
+        register_scale_act([10, 100, 500], impls=[long_impl, cube_impl])
+        weight = torch.randn(64)
+        x = torch.randn(2, 60, 64)
+        torch._dynamo.mark_dynamic(x, 1, min=20, max=150)
+        f = torch.compile(lambda x: scale_act(x, weight))
+        with (
+            forced_winners(
+                [10, 100, 500], ["long_impl", "cube_impl", "long_impl", "cube_impl"]
+            ),
+            self.assertLogs(LOG_NAME, level=logging.INFO) as logs,
+        ):
+            out, codes = run_and_get_code(f, x)
+        self.assertEqual(counters["inductor"]["select_algorithm_autotune"], 0)
+        text = "\n".join(logs.output)
+        self.assertIn("never falls in [1, 10]: not tuned", text)
+        self.assertIn("never falls in [501, inf]: not tuned", text)
+        self.assertEqual(wrapper_dispatch(codes[0]).count("if "), 1)
+        for n in [20, 100, 101, 150]:
+            x = torch.randn(2, n, 64)
+            impl = cube_impl if n <= 100 else long_impl
+            self.assertEqual(f(x), impl(x, weight), msg=f"size {n}")
+
+    def test_dtype_change_recompiles_and_retunes(self) -> None:
+        register_scale_act([100], impls=[long_impl, cube_impl])
+        weight = torch.randn(64)
+        f = torch.compile(lambda x: scale_act(x, weight.to(x.dtype)), dynamic=True)
+        f(torch.randn(2, 50, 64))
+        tuned_float = counters["inductor"]["select_algorithm_autotune"]
+        f(torch.randn(2, 50, 64, dtype=torch.float64))
+        self.assertEqual(tuned_float, 2)
+        self.assertEqual(counters["inductor"]["select_algorithm_autotune"], 4)
+        self.assertEqual(counters["stats"]["unique_graphs"], 2)
+
+
+instantiate_parametrized_tests(TestUserPaths)
+
+
 # ---------------------------------------------------------------- emitted kernels
 
 
@@ -1305,38 +1797,38 @@ def triton_poi_fused_scale_act_2(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK
     tmp4 = triton_helpers.maximum(tmp3, tmp2)
     tl.store(out_ptr0 + (x2), tmp4, xmask)
 
-def true_graph_0_true_graph_0(args):
+def scale_act_true_graph_0_true_graph_0(args):
     triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_0.run(true_graph_0_true_graph_0_arg0_1, true_graph_0_true_graph_0_arg1_1, true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
-    return (true_graph_0_true_graph_0_buf0, )
+    triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
+    return (scale_act_true_graph_0_true_graph_0_buf0, )
 
-def true_graph_0_false_graph_0(args):
+def scale_act_true_graph_0_false_graph_0(args):
     triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_1.run(true_graph_0_false_graph_0_arg0_1, true_graph_0_false_graph_0_arg1_1, true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
-    return (true_graph_0_false_graph_0_buf0, )
+    triton_poi_fused_scale_act_1.run(scale_act_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
+    return (scale_act_true_graph_0_false_graph_0_buf0, )
 
-def true_graph_0(args):
+def scale_act_true_graph_0(args):
     if s27 <= 512:
         # subgraph: true_graph_0
-        true_graph_0_buf0 = true_graph_0_true_graph_0(true_graph_0_true_graph_0_args)
+        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        true_graph_0_buf0 = true_graph_0_false_graph_0(true_graph_0_false_graph_0_args)
-    true_graph_0_buf1 = true_graph_0_buf0[0]
-    return (true_graph_0_buf1, )
+        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_args)
+    scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
+    return (scale_act_true_graph_0_buf1, )
 
-def false_graph_0(args):
+def scale_act_false_graph_0(args):
     triton_poi_fused_scale_act_2_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_2.run(false_graph_0_arg0_1, false_graph_0_arg1_1, false_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
-    return (false_graph_0_buf0, )
+    triton_poi_fused_scale_act_2.run(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
+    return (scale_act_false_graph_0_buf0, )
 
 def call(args):
     if s27 <= 2048:
-        # subgraph: true_graph_0
-        buf0 = true_graph_0(true_graph_0_args)
+        # subgraph: scale_act_true_graph_0
+        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
     else:
-        # subgraph: false_graph_0
-        buf0 = false_graph_0(false_graph_0_args)
+        # subgraph: scale_act_false_graph_0
+        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -1365,113 +1857,113 @@ def call(args):
         self.assertExpectedInline(
             wrapper_dispatch(code),
             """\
-def true_graph_0_true_graph_0_true_graph_0(args):
+def scale_act_true_graph_0_true_graph_0_true_graph_0(args):
     triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_0.run(true_graph_0_true_graph_0_true_graph_0_arg0_1, true_graph_0_true_graph_0_true_graph_0_arg1_1, true_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
-    return (true_graph_0_true_graph_0_true_graph_0_buf0, )
+    triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
+    return (scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, )
 
-def true_graph_0_true_graph_0_false_graph_0(args):
+def scale_act_true_graph_0_true_graph_0_false_graph_0(args):
     triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_1.run(true_graph_0_true_graph_0_false_graph_0_arg0_1, true_graph_0_true_graph_0_false_graph_0_arg1_1, true_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
-    return (true_graph_0_true_graph_0_false_graph_0_buf0, )
+    triton_poi_fused_scale_act_1.run(scale_act_true_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
+    return (scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, )
 
-def true_graph_0_true_graph_0(args):
+def scale_act_true_graph_0_true_graph_0(args):
     if s27 <= 64:
         # subgraph: true_graph_0
-        true_graph_0_true_graph_0_buf0 = true_graph_0_true_graph_0_true_graph_0(true_graph_0_true_graph_0_true_graph_0_args)
+        scale_act_true_graph_0_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        true_graph_0_true_graph_0_buf0 = true_graph_0_true_graph_0_false_graph_0(true_graph_0_true_graph_0_false_graph_0_args)
-    true_graph_0_true_graph_0_buf1 = true_graph_0_true_graph_0_buf0[0]
-    return (true_graph_0_true_graph_0_buf1, )
+        scale_act_true_graph_0_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0_false_graph_0(scale_act_true_graph_0_true_graph_0_false_graph_0_args)
+    scale_act_true_graph_0_true_graph_0_buf1 = scale_act_true_graph_0_true_graph_0_buf0[0]
+    return (scale_act_true_graph_0_true_graph_0_buf1, )
 
-def true_graph_0_false_graph_0_true_graph_0(args):
+def scale_act_true_graph_0_false_graph_0_true_graph_0(args):
     triton_poi_fused_scale_act_2_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_2.run(true_graph_0_false_graph_0_true_graph_0_arg0_1, true_graph_0_false_graph_0_true_graph_0_arg1_1, true_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
-    return (true_graph_0_false_graph_0_true_graph_0_buf0, )
+    triton_poi_fused_scale_act_2.run(scale_act_true_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
+    return (scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, )
 
-def true_graph_0_false_graph_0_false_graph_0(args):
+def scale_act_true_graph_0_false_graph_0_false_graph_0(args):
     triton_poi_fused_scale_act_3_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_3.run(true_graph_0_false_graph_0_false_graph_0_arg0_1, true_graph_0_false_graph_0_false_graph_0_arg1_1, true_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_3_xnumel)
-    return (true_graph_0_false_graph_0_false_graph_0_buf0, )
+    triton_poi_fused_scale_act_3.run(scale_act_true_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_3_xnumel)
+    return (scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, )
 
-def true_graph_0_false_graph_0(args):
+def scale_act_true_graph_0_false_graph_0(args):
     if s27 <= 192:
         # subgraph: true_graph_0
-        true_graph_0_false_graph_0_buf0 = true_graph_0_false_graph_0_true_graph_0(true_graph_0_false_graph_0_true_graph_0_args)
+        scale_act_true_graph_0_false_graph_0_buf0 = scale_act_true_graph_0_false_graph_0_true_graph_0(scale_act_true_graph_0_false_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        true_graph_0_false_graph_0_buf0 = true_graph_0_false_graph_0_false_graph_0(true_graph_0_false_graph_0_false_graph_0_args)
-    true_graph_0_false_graph_0_buf1 = true_graph_0_false_graph_0_buf0[0]
-    return (true_graph_0_false_graph_0_buf1, )
+        scale_act_true_graph_0_false_graph_0_buf0 = scale_act_true_graph_0_false_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_false_graph_0_args)
+    scale_act_true_graph_0_false_graph_0_buf1 = scale_act_true_graph_0_false_graph_0_buf0[0]
+    return (scale_act_true_graph_0_false_graph_0_buf1, )
 
-def true_graph_0(args):
+def scale_act_true_graph_0(args):
     if s27 <= 128:
         # subgraph: true_graph_0
-        true_graph_0_buf0 = true_graph_0_true_graph_0(true_graph_0_true_graph_0_args)
+        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        true_graph_0_buf0 = true_graph_0_false_graph_0(true_graph_0_false_graph_0_args)
-    true_graph_0_buf1 = true_graph_0_buf0[0]
-    return (true_graph_0_buf1, )
+        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_args)
+    scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
+    return (scale_act_true_graph_0_buf1, )
 
-def false_graph_0_true_graph_0_true_graph_0(args):
+def scale_act_false_graph_0_true_graph_0_true_graph_0(args):
     triton_poi_fused_scale_act_4_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_4.run(false_graph_0_true_graph_0_true_graph_0_arg0_1, false_graph_0_true_graph_0_true_graph_0_arg1_1, false_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_4_xnumel)
-    return (false_graph_0_true_graph_0_true_graph_0_buf0, )
+    triton_poi_fused_scale_act_4.run(scale_act_false_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_4_xnumel)
+    return (scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, )
 
-def false_graph_0_true_graph_0_false_graph_0(args):
+def scale_act_false_graph_0_true_graph_0_false_graph_0(args):
     triton_poi_fused_scale_act_5_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_5.run(false_graph_0_true_graph_0_false_graph_0_arg0_1, false_graph_0_true_graph_0_false_graph_0_arg1_1, false_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_5_xnumel)
-    return (false_graph_0_true_graph_0_false_graph_0_buf0, )
+    triton_poi_fused_scale_act_5.run(scale_act_false_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_5_xnumel)
+    return (scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, )
 
-def false_graph_0_true_graph_0(args):
+def scale_act_false_graph_0_true_graph_0(args):
     if s27 <= 320:
         # subgraph: true_graph_0
-        false_graph_0_true_graph_0_buf0 = false_graph_0_true_graph_0_true_graph_0(false_graph_0_true_graph_0_true_graph_0_args)
+        scale_act_false_graph_0_true_graph_0_buf0 = scale_act_false_graph_0_true_graph_0_true_graph_0(scale_act_false_graph_0_true_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        false_graph_0_true_graph_0_buf0 = false_graph_0_true_graph_0_false_graph_0(false_graph_0_true_graph_0_false_graph_0_args)
-    false_graph_0_true_graph_0_buf1 = false_graph_0_true_graph_0_buf0[0]
-    return (false_graph_0_true_graph_0_buf1, )
+        scale_act_false_graph_0_true_graph_0_buf0 = scale_act_false_graph_0_true_graph_0_false_graph_0(scale_act_false_graph_0_true_graph_0_false_graph_0_args)
+    scale_act_false_graph_0_true_graph_0_buf1 = scale_act_false_graph_0_true_graph_0_buf0[0]
+    return (scale_act_false_graph_0_true_graph_0_buf1, )
 
-def false_graph_0_false_graph_0_true_graph_0(args):
+def scale_act_false_graph_0_false_graph_0_true_graph_0(args):
     triton_poi_fused_scale_act_6_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_6.run(false_graph_0_false_graph_0_true_graph_0_arg0_1, false_graph_0_false_graph_0_true_graph_0_arg1_1, false_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_6_xnumel)
-    return (false_graph_0_false_graph_0_true_graph_0_buf0, )
+    triton_poi_fused_scale_act_6.run(scale_act_false_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_6_xnumel)
+    return (scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, )
 
-def false_graph_0_false_graph_0_false_graph_0(args):
+def scale_act_false_graph_0_false_graph_0_false_graph_0(args):
     triton_poi_fused_scale_act_7_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_7.run(false_graph_0_false_graph_0_false_graph_0_arg0_1, false_graph_0_false_graph_0_false_graph_0_arg1_1, false_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_7_xnumel)
-    return (false_graph_0_false_graph_0_false_graph_0_buf0, )
+    triton_poi_fused_scale_act_7.run(scale_act_false_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_7_xnumel)
+    return (scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, )
 
-def false_graph_0_false_graph_0(args):
+def scale_act_false_graph_0_false_graph_0(args):
     if s27 <= 448:
         # subgraph: true_graph_0
-        false_graph_0_false_graph_0_buf0 = false_graph_0_false_graph_0_true_graph_0(false_graph_0_false_graph_0_true_graph_0_args)
+        scale_act_false_graph_0_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0_true_graph_0(scale_act_false_graph_0_false_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        false_graph_0_false_graph_0_buf0 = false_graph_0_false_graph_0_false_graph_0(false_graph_0_false_graph_0_false_graph_0_args)
-    false_graph_0_false_graph_0_buf1 = false_graph_0_false_graph_0_buf0[0]
-    return (false_graph_0_false_graph_0_buf1, )
+        scale_act_false_graph_0_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0_false_graph_0(scale_act_false_graph_0_false_graph_0_false_graph_0_args)
+    scale_act_false_graph_0_false_graph_0_buf1 = scale_act_false_graph_0_false_graph_0_buf0[0]
+    return (scale_act_false_graph_0_false_graph_0_buf1, )
 
-def false_graph_0(args):
+def scale_act_false_graph_0(args):
     if s27 <= 384:
         # subgraph: true_graph_0
-        false_graph_0_buf0 = false_graph_0_true_graph_0(false_graph_0_true_graph_0_args)
+        scale_act_false_graph_0_buf0 = scale_act_false_graph_0_true_graph_0(scale_act_false_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        false_graph_0_buf0 = false_graph_0_false_graph_0(false_graph_0_false_graph_0_args)
-    false_graph_0_buf1 = false_graph_0_buf0[0]
-    return (false_graph_0_buf1, )
+        scale_act_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0(scale_act_false_graph_0_false_graph_0_args)
+    scale_act_false_graph_0_buf1 = scale_act_false_graph_0_buf0[0]
+    return (scale_act_false_graph_0_buf1, )
 
 def call(args):
     if s27 <= 256:
-        # subgraph: true_graph_0
-        buf0 = true_graph_0(true_graph_0_args)
+        # subgraph: scale_act_true_graph_0
+        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
     else:
-        # subgraph: false_graph_0
-        buf0 = false_graph_0(false_graph_0_args)
+        # subgraph: scale_act_false_graph_0
+        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -1508,23 +2000,23 @@ def triton_poi_fused_scale_act_1(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK
     tmp4 = triton_helpers.maximum(tmp3, tmp2)
     tl.store(out_ptr0 + (x2), tmp4, xmask)
 
-def true_graph_0(args):
+def scale_act_true_graph_0(args):
     triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_0.run(true_graph_0_arg0_1, true_graph_0_arg1_1, true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
-    return (true_graph_0_buf0, )
+    triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_arg0_1, scale_act_true_graph_0_arg1_1, scale_act_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
+    return (scale_act_true_graph_0_buf0, )
 
-def false_graph_0(args):
+def scale_act_false_graph_0(args):
     triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_1.run(false_graph_0_arg0_1, false_graph_0_arg1_1, false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
-    return (false_graph_0_buf0, )
+    triton_poi_fused_scale_act_1.run(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
+    return (scale_act_false_graph_0_buf0, )
 
 def call(args):
     if s27 <= 2048:
-        # subgraph: true_graph_0
-        buf0 = true_graph_0(true_graph_0_args)
+        # subgraph: scale_act_true_graph_0
+        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
     else:
-        # subgraph: false_graph_0
-        buf0 = false_graph_0(false_graph_0_args)
+        # subgraph: scale_act_false_graph_0
+        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -1645,35 +2137,35 @@ def call(args):
         self.assertExpectedInline(
             wrapper_dispatch(code),
             """\
-def true_graph_0_true_graph_0(args):
-    cpp_fused_scale_act_0(true_graph_0_true_graph_0_arg0_1, true_graph_0_true_graph_0_arg1_1, true_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (true_graph_0_true_graph_0_buf0, )
+def scale_act_true_graph_0_true_graph_0(args):
+    cpp_fused_scale_act_0(scale_act_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (scale_act_true_graph_0_true_graph_0_buf0, )
 
-def true_graph_0_false_graph_0(args):
-    cpp_fused_scale_act_1(true_graph_0_false_graph_0_arg0_1, true_graph_0_false_graph_0_arg1_1, true_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (true_graph_0_false_graph_0_buf0, )
+def scale_act_true_graph_0_false_graph_0(args):
+    cpp_fused_scale_act_1(scale_act_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (scale_act_true_graph_0_false_graph_0_buf0, )
 
-def true_graph_0(args):
+def scale_act_true_graph_0(args):
     if s27 <= 512:
         # subgraph: true_graph_0
-        true_graph_0_buf0 = true_graph_0_true_graph_0(true_graph_0_true_graph_0_args)
+        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        true_graph_0_buf0 = true_graph_0_false_graph_0(true_graph_0_false_graph_0_args)
-    true_graph_0_buf1 = true_graph_0_buf0[0]
-    return (true_graph_0_buf1, )
+        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_args)
+    scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
+    return (scale_act_true_graph_0_buf1, )
 
-def false_graph_0(args):
-    cpp_fused_scale_act_2(false_graph_0_arg0_1, false_graph_0_arg1_1, false_graph_0_buf0, s27, s77, s53)
-    return (false_graph_0_buf0, )
+def scale_act_false_graph_0(args):
+    cpp_fused_scale_act_2(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s27, s77, s53)
+    return (scale_act_false_graph_0_buf0, )
 
 def call(args):
     if s27 <= 2048:
-        # subgraph: true_graph_0
-        buf0 = true_graph_0(true_graph_0_args)
+        # subgraph: scale_act_true_graph_0
+        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
     else:
-        # subgraph: false_graph_0
-        buf0 = false_graph_0(false_graph_0_args)
+        # subgraph: scale_act_false_graph_0
+        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -1686,105 +2178,105 @@ def call(args):
         self.assertExpectedInline(
             wrapper_dispatch(code),
             """\
-def true_graph_0_true_graph_0_true_graph_0(args):
-    cpp_fused_scale_act_0(true_graph_0_true_graph_0_true_graph_0_arg0_1, true_graph_0_true_graph_0_true_graph_0_arg1_1, true_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (true_graph_0_true_graph_0_true_graph_0_buf0, )
+def scale_act_true_graph_0_true_graph_0_true_graph_0(args):
+    cpp_fused_scale_act_0(scale_act_true_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, )
 
-def true_graph_0_true_graph_0_false_graph_0(args):
-    cpp_fused_scale_act_1(true_graph_0_true_graph_0_false_graph_0_arg0_1, true_graph_0_true_graph_0_false_graph_0_arg1_1, true_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (true_graph_0_true_graph_0_false_graph_0_buf0, )
+def scale_act_true_graph_0_true_graph_0_false_graph_0(args):
+    cpp_fused_scale_act_1(scale_act_true_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, )
 
-def true_graph_0_true_graph_0(args):
+def scale_act_true_graph_0_true_graph_0(args):
     if s27 <= 64:
         # subgraph: true_graph_0
-        true_graph_0_true_graph_0_buf0 = true_graph_0_true_graph_0_true_graph_0(true_graph_0_true_graph_0_true_graph_0_args)
+        scale_act_true_graph_0_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        true_graph_0_true_graph_0_buf0 = true_graph_0_true_graph_0_false_graph_0(true_graph_0_true_graph_0_false_graph_0_args)
-    true_graph_0_true_graph_0_buf1 = true_graph_0_true_graph_0_buf0[0]
-    return (true_graph_0_true_graph_0_buf1, )
+        scale_act_true_graph_0_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0_false_graph_0(scale_act_true_graph_0_true_graph_0_false_graph_0_args)
+    scale_act_true_graph_0_true_graph_0_buf1 = scale_act_true_graph_0_true_graph_0_buf0[0]
+    return (scale_act_true_graph_0_true_graph_0_buf1, )
 
-def true_graph_0_false_graph_0_true_graph_0(args):
-    cpp_fused_scale_act_2(true_graph_0_false_graph_0_true_graph_0_arg0_1, true_graph_0_false_graph_0_true_graph_0_arg1_1, true_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (true_graph_0_false_graph_0_true_graph_0_buf0, )
+def scale_act_true_graph_0_false_graph_0_true_graph_0(args):
+    cpp_fused_scale_act_2(scale_act_true_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, )
 
-def true_graph_0_false_graph_0_false_graph_0(args):
-    cpp_fused_scale_act_3(true_graph_0_false_graph_0_false_graph_0_arg0_1, true_graph_0_false_graph_0_false_graph_0_arg1_1, true_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (true_graph_0_false_graph_0_false_graph_0_buf0, )
+def scale_act_true_graph_0_false_graph_0_false_graph_0(args):
+    cpp_fused_scale_act_3(scale_act_true_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, )
 
-def true_graph_0_false_graph_0(args):
+def scale_act_true_graph_0_false_graph_0(args):
     if s27 <= 192:
         # subgraph: true_graph_0
-        true_graph_0_false_graph_0_buf0 = true_graph_0_false_graph_0_true_graph_0(true_graph_0_false_graph_0_true_graph_0_args)
+        scale_act_true_graph_0_false_graph_0_buf0 = scale_act_true_graph_0_false_graph_0_true_graph_0(scale_act_true_graph_0_false_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        true_graph_0_false_graph_0_buf0 = true_graph_0_false_graph_0_false_graph_0(true_graph_0_false_graph_0_false_graph_0_args)
-    true_graph_0_false_graph_0_buf1 = true_graph_0_false_graph_0_buf0[0]
-    return (true_graph_0_false_graph_0_buf1, )
+        scale_act_true_graph_0_false_graph_0_buf0 = scale_act_true_graph_0_false_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_false_graph_0_args)
+    scale_act_true_graph_0_false_graph_0_buf1 = scale_act_true_graph_0_false_graph_0_buf0[0]
+    return (scale_act_true_graph_0_false_graph_0_buf1, )
 
-def true_graph_0(args):
+def scale_act_true_graph_0(args):
     if s27 <= 128:
         # subgraph: true_graph_0
-        true_graph_0_buf0 = true_graph_0_true_graph_0(true_graph_0_true_graph_0_args)
+        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        true_graph_0_buf0 = true_graph_0_false_graph_0(true_graph_0_false_graph_0_args)
-    true_graph_0_buf1 = true_graph_0_buf0[0]
-    return (true_graph_0_buf1, )
+        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_args)
+    scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
+    return (scale_act_true_graph_0_buf1, )
 
-def false_graph_0_true_graph_0_true_graph_0(args):
-    cpp_fused_scale_act_4(false_graph_0_true_graph_0_true_graph_0_arg0_1, false_graph_0_true_graph_0_true_graph_0_arg1_1, false_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (false_graph_0_true_graph_0_true_graph_0_buf0, )
+def scale_act_false_graph_0_true_graph_0_true_graph_0(args):
+    cpp_fused_scale_act_4(scale_act_false_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, )
 
-def false_graph_0_true_graph_0_false_graph_0(args):
-    cpp_fused_scale_act_5(false_graph_0_true_graph_0_false_graph_0_arg0_1, false_graph_0_true_graph_0_false_graph_0_arg1_1, false_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (false_graph_0_true_graph_0_false_graph_0_buf0, )
+def scale_act_false_graph_0_true_graph_0_false_graph_0(args):
+    cpp_fused_scale_act_5(scale_act_false_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, )
 
-def false_graph_0_true_graph_0(args):
+def scale_act_false_graph_0_true_graph_0(args):
     if s27 <= 320:
         # subgraph: true_graph_0
-        false_graph_0_true_graph_0_buf0 = false_graph_0_true_graph_0_true_graph_0(false_graph_0_true_graph_0_true_graph_0_args)
+        scale_act_false_graph_0_true_graph_0_buf0 = scale_act_false_graph_0_true_graph_0_true_graph_0(scale_act_false_graph_0_true_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        false_graph_0_true_graph_0_buf0 = false_graph_0_true_graph_0_false_graph_0(false_graph_0_true_graph_0_false_graph_0_args)
-    false_graph_0_true_graph_0_buf1 = false_graph_0_true_graph_0_buf0[0]
-    return (false_graph_0_true_graph_0_buf1, )
+        scale_act_false_graph_0_true_graph_0_buf0 = scale_act_false_graph_0_true_graph_0_false_graph_0(scale_act_false_graph_0_true_graph_0_false_graph_0_args)
+    scale_act_false_graph_0_true_graph_0_buf1 = scale_act_false_graph_0_true_graph_0_buf0[0]
+    return (scale_act_false_graph_0_true_graph_0_buf1, )
 
-def false_graph_0_false_graph_0_true_graph_0(args):
-    cpp_fused_scale_act_6(false_graph_0_false_graph_0_true_graph_0_arg0_1, false_graph_0_false_graph_0_true_graph_0_arg1_1, false_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (false_graph_0_false_graph_0_true_graph_0_buf0, )
+def scale_act_false_graph_0_false_graph_0_true_graph_0(args):
+    cpp_fused_scale_act_6(scale_act_false_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
+    return (scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, )
 
-def false_graph_0_false_graph_0_false_graph_0(args):
-    cpp_fused_scale_act_7(false_graph_0_false_graph_0_false_graph_0_arg0_1, false_graph_0_false_graph_0_false_graph_0_arg1_1, false_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (false_graph_0_false_graph_0_false_graph_0_buf0, )
+def scale_act_false_graph_0_false_graph_0_false_graph_0(args):
+    cpp_fused_scale_act_7(scale_act_false_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
+    return (scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, )
 
-def false_graph_0_false_graph_0(args):
+def scale_act_false_graph_0_false_graph_0(args):
     if s27 <= 448:
         # subgraph: true_graph_0
-        false_graph_0_false_graph_0_buf0 = false_graph_0_false_graph_0_true_graph_0(false_graph_0_false_graph_0_true_graph_0_args)
+        scale_act_false_graph_0_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0_true_graph_0(scale_act_false_graph_0_false_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        false_graph_0_false_graph_0_buf0 = false_graph_0_false_graph_0_false_graph_0(false_graph_0_false_graph_0_false_graph_0_args)
-    false_graph_0_false_graph_0_buf1 = false_graph_0_false_graph_0_buf0[0]
-    return (false_graph_0_false_graph_0_buf1, )
+        scale_act_false_graph_0_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0_false_graph_0(scale_act_false_graph_0_false_graph_0_false_graph_0_args)
+    scale_act_false_graph_0_false_graph_0_buf1 = scale_act_false_graph_0_false_graph_0_buf0[0]
+    return (scale_act_false_graph_0_false_graph_0_buf1, )
 
-def false_graph_0(args):
+def scale_act_false_graph_0(args):
     if s27 <= 384:
         # subgraph: true_graph_0
-        false_graph_0_buf0 = false_graph_0_true_graph_0(false_graph_0_true_graph_0_args)
+        scale_act_false_graph_0_buf0 = scale_act_false_graph_0_true_graph_0(scale_act_false_graph_0_true_graph_0_args)
     else:
         # subgraph: false_graph_0
-        false_graph_0_buf0 = false_graph_0_false_graph_0(false_graph_0_false_graph_0_args)
-    false_graph_0_buf1 = false_graph_0_buf0[0]
-    return (false_graph_0_buf1, )
+        scale_act_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0(scale_act_false_graph_0_false_graph_0_args)
+    scale_act_false_graph_0_buf1 = scale_act_false_graph_0_buf0[0]
+    return (scale_act_false_graph_0_buf1, )
 
 def call(args):
     if s27 <= 256:
-        # subgraph: true_graph_0
-        buf0 = true_graph_0(true_graph_0_args)
+        # subgraph: scale_act_true_graph_0
+        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
     else:
-        # subgraph: false_graph_0
-        buf0 = false_graph_0(false_graph_0_args)
+        # subgraph: scale_act_false_graph_0
+        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -1797,21 +2289,21 @@ def call(args):
         self.assertExpectedInline(
             wrapper_dispatch(code),
             """\
-def true_graph_0(args):
-    cpp_fused_scale_act_0(true_graph_0_arg0_1, true_graph_0_arg1_1, true_graph_0_buf0, s27, s77, s53)
-    return (true_graph_0_buf0, )
+def scale_act_true_graph_0(args):
+    cpp_fused_scale_act_0(scale_act_true_graph_0_arg0_1, scale_act_true_graph_0_arg1_1, scale_act_true_graph_0_buf0, s27, s77, s53)
+    return (scale_act_true_graph_0_buf0, )
 
-def false_graph_0(args):
-    cpp_fused_scale_act_1(false_graph_0_arg0_1, false_graph_0_arg1_1, false_graph_0_buf0, s27, s77, s53)
-    return (false_graph_0_buf0, )
+def scale_act_false_graph_0(args):
+    cpp_fused_scale_act_1(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s27, s77, s53)
+    return (scale_act_false_graph_0_buf0, )
 
 def call(args):
     if s27 <= 2048:
-        # subgraph: true_graph_0
-        buf0 = true_graph_0(true_graph_0_args)
+        # subgraph: scale_act_true_graph_0
+        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
     else:
-        # subgraph: false_graph_0
-        buf0 = false_graph_0(false_graph_0_args)
+        # subgraph: scale_act_false_graph_0
+        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
     buf1 = buf0[0]
     return (buf1, )
 """,
