@@ -7,6 +7,7 @@ Winners are forced per range through ``test_configs.autotune_choice_name_regex``
 """
 
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -1184,6 +1185,28 @@ def compile_in_mode(fn: Callable, mode: str, example: torch.Tensor, dim: int):
     return torch.compile(fn, **options), counter
 
 
+_PLAIN_AOTI_MODEL = """
+import os, sys, tempfile, torch
+model = torch.nn.Linear(8, 8)
+exported = torch.export.export(model, (torch.randn(4, 8),))
+with tempfile.TemporaryDirectory() as tmp:
+    package = torch._inductor.aoti_compile_and_package(
+        exported, package_path=os.path.join(tmp, "plain.pt2")
+    )
+    torch._inductor.aoti_load_package(package)(torch.randn(4, 8))
+"""
+
+
+@functools.cache
+def aoti_loads_a_plain_model() -> bool:
+    """Whether this torch build can load an AOTInductor package at all: some
+    builds crash in aoti_load_package for any model, custom ops or not."""
+    child = subprocess.run(
+        [sys.executable, "-c", _PLAIN_AOTI_MODEL], capture_output=True, timeout=600
+    )
+    return child.returncode == 0
+
+
 class TestUserPaths(RangeTestCase):
     """The range dispatch as users reach it: public API only, values against
     eager at every range boundary, recompiles counted."""
@@ -1387,6 +1410,8 @@ class TestUserPaths(RangeTestCase):
     def test_aot_inductor_package(self) -> None:
         # Export with a Dim on the dispatch dim, package, load, run: the benchmark
         # compiles inherited aot_mode ("'Symbol' object has no attribute 'dtype'").
+        if not aoti_loads_a_plain_model():
+            self.skipTest("aoti_load_package crashes here even for a plain nn.Linear")
         register_crossover()
 
         class Model(torch.nn.Module):
