@@ -103,19 +103,21 @@ def weighted_tanh(weight, x):
     return torch.tanh(x * weight)
 
 
-# Costs that cross over on x.size(0) by 50x or more at both tuning sizes (32 and
-# range_upper_bound 4096), so real benchmarks pick small_n_impl below the split and
-# large_n_impl above it on a loaded 2-core machine too. Neither reduces over the
-# dispatch dim (C++ reductions guard on their size), and their values differ, so
-# each branch is identifiable.
+# Costs that cross over on x.size(0), so real benchmarks pick small_n_impl below
+# the split and large_n_impl above it. Measured with Inductor's CPU benchmarker
+# on the 2-core machine while two other processes kept both cores busy: at 32,
+# 0.06 ms against 17 ms (284x); at 4096 (the range_upper_bound the tests use),
+# 1755 ms against 24 ms (73x). small_n_impl's cost is cubic in n; large_n_impl's
+# is a fixed 768^3 matmul. Neither reduces over the dispatch dim (C++ reductions
+# guard on their size), and their values differ, so each branch is identifiable.
 def small_n_impl(weight, x):
-    gram = x @ x.transpose(0, 1)  # 2*n*n*64 flops: ~0.1 MFLOP at 32, 2 GFLOP at 4096
-    return torch.sin(x * weight) + 0.0 * gram[:, :1]
+    gram = x @ x.transpose(0, 1)
+    return torch.sin(x * weight) + 0.0 * (gram @ gram)[:, :1]
 
 
 def large_n_impl(weight, x):
-    square = weight[0] + torch.zeros(256, 256, dtype=x.dtype)
-    fixed = square @ square  # 34 MFLOP, whatever n is
+    square = weight[0] + torch.zeros(768, 768, dtype=x.dtype)
+    fixed = square @ square
     return torch.tanh(x * weight) + 0.0 * fixed[0, 0]
 
 
@@ -1486,6 +1488,61 @@ class TestUserPaths(RangeTestCase):
         self.check_boundaries(
             f,
             lambda x: medium_impl(x, weight),
+            lambda n: torch.randn(2, n, 64),
+            [100],
+        )
+        self.assertEqual(frames.frame_count, 1)
+
+    @parametrize("derive", ["cat", "strided_slice"])
+    def test_size_expression_ranges_are_tuned_at_their_top(self, derive: str) -> None:
+        # x.size(1) is 2*s0 or (s0+1)//2: each range is tuned at the value of s0
+        # that puts it at the top of the range (100, then range_upper_bound 300).
+        derived = {
+            "cat": lambda a: torch.cat([a, a], 1),
+            "strided_slice": lambda a: a[:, ::2],
+        }[derive]
+        shapes = []
+
+        def recording(fake: torch.Tensor) -> torch.Tensor:
+            shapes.append(tuple(fake.shape))
+            return torch.randn(fake.shape)
+
+        register_custom_op_autotuning(
+            scale_act,
+            configs=[CustomOpConfig(long_impl), CustomOpConfig(cube_impl)],
+            dispatch_on={"tensor_name": "x", "dim": 1, "range_upper_bound": 300},
+            split_points=[100],
+            input_gen_fns={"x": recording},
+        )
+        weight = torch.randn(64)
+        torch.compile(lambda a: scale_act(derived(a), weight), dynamic=True)(
+            torch.randn(2, 70, 64)
+        )
+        self.assertEqual(OrderedSet(shapes), {(2, 100, 64), (2, 300, 64)})
+
+    def test_every_winner_guarding_runs_the_op_itself_once_for_all_sizes(self) -> None:
+        def sin_above_100(x, weight):
+            return torch.sin(x * weight) if x.shape[1] > 100 else torch.cos(x * weight)
+
+        def tanh_above_100(x, weight):
+            return torch.tanh(x * weight) if x.shape[1] > 100 else torch.cos(x * weight)
+
+        register_scale_act([100], impls=[sin_above_100, tanh_above_100])
+        weight = torch.randn(64)
+        f, frames = compile_in_mode(lambda x: scale_act(x, weight), "dynamic", None, 1)
+        with (
+            self.assertLogs(LOG_NAME, level=logging.WARNING) as logs,
+            forced_winners([100], ["sin_above_100", "tanh_above_100"]),
+        ):
+            f(torch.randn(2, 256, 64))
+        self.assertIn(
+            "using the op's own implementation (range_test::scale_act, not inlined) "
+            "for all sizes",
+            "\n".join(logs.output),
+        )
+        self.check_boundaries(
+            f,
+            lambda x: scale_act(x, weight),
             lambda n: torch.randn(2, n, 64),
             [100],
         )
