@@ -1169,6 +1169,15 @@ class Int8Linear(torch.nn.Module):
         return woq_linear(x, self.wq, self.scale)
 
 
+# Dispatch tensors computed in the graph: a Pointwise, a View of size 2*s0, and
+# a slice of size (s0+1)//2.
+DERIVED_DISPATCH_TENSORS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "pointwise": lambda a: a * 2,
+    "cat": lambda a: torch.cat([a, a], 1),
+    "strided_slice": lambda a: a[:, ::2],
+}
+
+
 def compile_in_mode(fn: Callable, mode: str, example: torch.Tensor, dim: int):
     """fn compiled the way a user would in ``mode``; the example input is marked
     where the mode marks it. Returns (compiled fn, frame counter)."""
@@ -1218,6 +1227,28 @@ class TestUserPaths(RangeTestCase):
             for n in boundary_sizes(split_points, extra=(3000,)):
                 x = make_input(n)
                 self.assertEqual(f(x), reference(x), msg=f"size {n}", **tol)
+
+    def compile_with_winners_that_guard(
+        self, impls: list[Callable], winners: list[str], reference: Callable
+    ) -> str:
+        """scale_act over [100] with these forced winners, compiled once and checked
+        against ``reference`` at every boundary in one frame; the warnings logged."""
+        register_scale_act([100], impls=impls)
+        weight = torch.randn(64)
+        f, frames = compile_in_mode(lambda x: scale_act(x, weight), "dynamic", None, 1)
+        with (
+            self.assertLogs(LOG_NAME, level=logging.WARNING) as logs,
+            forced_winners([100], winners),
+        ):
+            f(torch.randn(2, 256, 64))
+        self.check_boundaries(
+            f,
+            lambda x: reference(x, weight),
+            lambda n: torch.randn(2, n, 64),
+            [100],
+        )
+        self.assertEqual(frames.frame_count, 1)
+        return "\n".join(logs.output)
 
     @parametrize("mode", ["dynamic", "mark_dynamic", "automatic", "fullgraph"])
     def test_compile_modes(self, mode: str) -> None:
@@ -1297,13 +1328,8 @@ class TestUserPaths(RangeTestCase):
 
     @parametrize("derive", ["pointwise", "cat", "strided_slice"])
     def test_dispatch_tensor_computed_in_graph(self, derive: str) -> None:
-        # The op sees x = derive(a): a Pointwise, a View of size 2*s0, or a
-        # slice of size (s0+1)//2. It dispatches on x's size, whatever a's is.
-        derived = {
-            "pointwise": lambda a: a * 2,
-            "cat": lambda a: torch.cat([a, a], 1),
-            "strided_slice": lambda a: a[:, ::2],
-        }[derive]
+        # The op sees x = derive(a); it dispatches on x's size, whatever a's is.
+        derived = DERIVED_DISPATCH_TENSORS[derive]
         register_scale_act([100], impls=[short_impl, medium_impl])
         weight = torch.randn(64)
         f = torch.compile(lambda a: scale_act(derived(a), weight), dynamic=True)
@@ -1470,37 +1496,22 @@ class TestUserPaths(RangeTestCase):
             # fails in the range it is tuned for.
             return torch.sin(x * weight) if x.shape[1] > 100 else torch.cos(x * weight)
 
-        register_scale_act([100], impls=[guarding_impl, medium_impl])
-        weight = torch.randn(64)
-        f, frames = compile_in_mode(lambda x: scale_act(x, weight), "dynamic", None, 1)
-        with (
-            self.assertLogs(LOG_NAME, level=logging.WARNING) as logs,
-            forced_winners([100], ["guarding_impl", "medium_impl"]),
-        ):
-            f(torch.randn(2, 256, 64))
+        logs = self.compile_with_winners_that_guard(
+            [guarding_impl, medium_impl], ["guarding_impl", "medium_impl"], medium_impl
+        )
         self.assertRegex(
-            "\n".join(logs.output),
+            logs,
             r"range_test::scale_act_autotuned: cannot build the range dispatch "
             r"\(tracing it adds guards on the dispatch size that fail in some ranges: "
             r"\['s\d+ > 100'\]\); using medium_impl for all sizes, so these ranges "
             r"lose their tuned winners: \[1, 100\]: guarding_impl",
         )
-        self.check_boundaries(
-            f,
-            lambda x: medium_impl(x, weight),
-            lambda n: torch.randn(2, n, 64),
-            [100],
-        )
-        self.assertEqual(frames.frame_count, 1)
 
     @parametrize("derive", ["cat", "strided_slice"])
     def test_size_expression_ranges_are_tuned_at_their_top(self, derive: str) -> None:
         # x.size(1) is 2*s0 or (s0+1)//2: each range is tuned at the value of s0
         # that puts it at the top of the range (100, then range_upper_bound 300).
-        derived = {
-            "cat": lambda a: torch.cat([a, a], 1),
-            "strided_slice": lambda a: a[:, ::2],
-        }[derive]
+        derived = DERIVED_DISPATCH_TENSORS[derive]
         shapes = []
 
         def recording(fake: torch.Tensor) -> torch.Tensor:
@@ -1527,26 +1538,16 @@ class TestUserPaths(RangeTestCase):
         def tanh_above_100(x, weight):
             return torch.tanh(x * weight) if x.shape[1] > 100 else torch.cos(x * weight)
 
-        register_scale_act([100], impls=[sin_above_100, tanh_above_100])
-        weight = torch.randn(64)
-        f, frames = compile_in_mode(lambda x: scale_act(x, weight), "dynamic", None, 1)
-        with (
-            self.assertLogs(LOG_NAME, level=logging.WARNING) as logs,
-            forced_winners([100], ["sin_above_100", "tanh_above_100"]),
-        ):
-            f(torch.randn(2, 256, 64))
+        logs = self.compile_with_winners_that_guard(
+            [sin_above_100, tanh_above_100],
+            ["sin_above_100", "tanh_above_100"],
+            scale_act,
+        )
         self.assertIn(
             "using the op's own implementation (range_test::scale_act, not inlined) "
             "for all sizes",
-            "\n".join(logs.output),
+            logs,
         )
-        self.check_boundaries(
-            f,
-            lambda x: scale_act(x, weight),
-            lambda n: torch.randn(2, n, 64),
-            [100],
-        )
-        self.assertEqual(frames.frame_count, 1)
 
     def test_bfloat16(self) -> None:
         register_scale_act([100], impls=[short_impl, medium_impl])
