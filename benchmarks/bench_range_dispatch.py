@@ -5,9 +5,11 @@ Sections:
             inline_subgraph_to_ir_nodes calls, benchmark rounds and choices
             benchmarked, compile wall time; dynamic and static dim. Runs on patched
             and unpatched torch alike (run it on both, side by side).
-  overhead  host overhead per call: the range-dispatched op vs the same op with its
-            single winner inlined, G = 2, 4, 8, 16 groups; and a balanced torch.cond
-            tree vs a linear chain of range predicates (what upstream builds).
+  overhead  host overhead per call at the deepest branch: the range-dispatched op
+            vs the same op compiled with one winner for all ranges (no dispatch),
+            G = 2, 4, 8, 16 groups, in interleaved rounds (median of the per-round
+            differences); and a user-level balanced torch.cond tree vs a linear
+            chain of range predicates (what upstream builds).
   e2e       int8 weight-only linear y = (x @ wq.to(dtype)) * scale dispatched on M:
             each impl compiled alone (dynamic=False) per M, their minimum (the
             oracle), the range-dispatched op (one compile, M marked dynamic) and
@@ -27,6 +29,7 @@ import importlib.util
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -110,6 +113,27 @@ WOQ_IMPLS = [woq_gemv, woq_mm]
 
 
 # ---------------------------------------------------------------- timing
+
+
+@functools.cache
+def _source_dir() -> str:
+    return tempfile.mkdtemp(prefix="bench_range_dispatch_")
+
+
+def function_of_its_own(name: str, params: str, body: str, **names: Any) -> Callable:
+    """``def name(params): return body`` in a source file of its own, with names
+    as its globals. Dynamo keeps one cache (and one recompile limit) per code
+    object and may merge code objects that differ only in name, so compiles that
+    share one would evict each other or fall back to eager; and it wraps
+    functions without a source file in a shared wrapper."""
+    path = os.path.join(_source_dir(), f"{name}.py")
+    with open(path, "w") as f:
+        f.write(f"def {name}({params}):\n    return {body}\n")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    vars(module).update(names)
+    return getattr(module, name)
 
 
 def median_us(
@@ -263,58 +287,142 @@ def cond_chain(impls: list[Callable], bounds: list[int]) -> Callable:
     return build(0)
 
 
+def interleaved_us(
+    calls: dict[str, Callable[[], Any]], rounds: int, batch: int
+) -> dict[str, list[float]]:
+    """Per-call wall time (us) of each call, one sample per round and call.
+
+    The calls take turns within every round, in a new random order each round,
+    so that load changes and the position in the round hit them alike; compare
+    them by the per-round differences."""
+    for call in calls.values():
+        for _ in range(20):
+            call()
+    order = random.Random(0)
+    names = list(calls)
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        order.shuffle(names)
+        for name in names:
+            call = calls[name]
+            start = time.perf_counter_ns()
+            for _ in range(batch):
+                call()
+            samples[name].append((time.perf_counter_ns() - start) / batch / 1e3)
+    return samples
+
+
+def median_difference(a: list[float], b: list[float]) -> float:
+    return statistics.median(x - y for x, y in zip(a, b))
+
+
 def dispatch_overhead(device: str, quick: bool) -> list[dict[str, Any]]:
-    rows = []
+    """Host cost of the dispatch at the size that takes the deepest branch: the
+    range-dispatched op against the same op compiled with one winner for every
+    range (no dispatch), timed side by side in interleaved rounds, at two levels:
+
+    - wrapper: the generated ``call`` alone (what the dispatch changes);
+    - compiled: the torch.compile'd function (Dynamo guards, AOT runtime, call).
+
+    A second single-winner compile (the twin) gives each level's noise floor.
+    On the CPU, one thread: the dispatch is host code, and OpenMP's fork-join on
+    tiny kernels would only add noise."""
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return [
+            _dispatch_overhead(groups, device, quick)
+            for groups in ([2, 8] if quick else [2, 4, 8, 16])
+        ]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compile_with_winners(
+    name: str, winners: list[str], bounds: list[int], example: tuple[Any, ...]
+) -> tuple[Callable, Callable]:
+    """(compiled function, its generated wrapper's call) with forced winners."""
+    from torch._inductor.codecache import PyCodeCache
+    from torch._inductor.graph import GraphLowering
+
+    compiled = torch.compile(
+        function_of_its_own(name, "x, w", "OP(x, w)", OP=scale_act), dynamic=True
+    )
+    codes: list[str] = []
+    # Not run_and_get_code: it resets Dynamo, which drops the other compiles.
+    with (
+        mock.patch.object(GraphLowering, "save_output_code", codes.append),
+        inductor_config.patch(
+            {
+                "force_disable_caches": True,
+                "test_configs.autotune_choice_name_regex": forced_regex(
+                    bounds, winners
+                ),
+            }
+        ),
+    ):
+        compiled(*example)
+    return compiled, PyCodeCache.load(codes[-1]).call
+
+
+def _dispatch_overhead(groups: int, device: str, quick: bool) -> dict[str, Any]:
+    rounds, batch = (21, 100) if quick else (301, 400)
     weight = torch.randn(4, device=device)
-    for groups in [2, 8] if quick else [2, 4, 8, 16]:
-        impls = offset_impls(groups)
-        bounds = [8 * (i + 1) for i in range(groups - 1)]
-        last = torch.randn(2, 8 * groups + 3, 4, device=device)  # deepest chain branch
-        first = torch.randn(2, 3, 4, device=device)
-        row: dict[str, Any] = {"groups": groups, "device": device}
-
-        def timed(fn: Callable, x: torch.Tensor) -> float:
-            fn(x, weight)
-            return median_us(lambda: fn(x, weight), device, quick, host=True)
-
-        for name, build in [("tree", cond_tree), ("chain", cond_chain)]:
-            torch._dynamo.reset()
-            fn = torch.compile(build(impls, bounds), dynamic=True)
-            fn(first, weight)
-            row[f"{name}_last_us"] = timed(fn, last)
-            row[f"{name}_first_us"] = timed(fn, first)
-        if PATCHED:
-            register_custom_op_autotuning(
-                scale_act,
-                configs=[CustomOpConfig(impl) for impl in impls],
-                dispatch_on={"tensor_name": "x", "dim": 1},
-                split_points=bounds,
-            )
-            names = [impl.__name__ for impl in impls]
-            for name, winners in [
-                ("dispatched", names),
-                ("single", [names[-1]] * groups),
-            ]:
-                torch._dynamo.reset()
-                fn = torch.compile(lambda x, w: scale_act(x, w), dynamic=True)
-                with inductor_config.patch(
-                    {
-                        "force_disable_caches": True,
-                        "test_configs.autotune_choice_name_regex": forced_regex(
-                            bounds, winners
-                        ),
-                    }
-                ):
-                    fn(first, weight)
-                    row[f"{name}_last_us"] = timed(fn, last)
-                    row[f"{name}_first_us"] = timed(fn, first)
-            row["overhead_last_us"] = row["dispatched_last_us"] - row["single_last_us"]
-        rows.append(row)
-        print(
-            f"  overhead {json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})}",
-            flush=True,
+    impls = offset_impls(groups)
+    bounds = [8 * (i + 1) for i in range(groups - 1)]
+    last = torch.randn(2, 8 * groups + 3, 4, device=device)  # deepest chain branch
+    row: dict[str, Any] = {"groups": groups, "device": device, "rounds": rounds}
+    calls: dict[str, Callable[[], Any]] = {}
+    for name, build in [("tree", cond_tree), ("chain", cond_chain)]:
+        user = torch.compile(
+            function_of_its_own(
+                f"user_{name}_{groups}", "x, w", "FN(x, w)", FN=build(impls, bounds)
+            ),
+            dynamic=True,
         )
-    return rows
+        calls[f"user_{name}"] = functools.partial(user, last, weight)
+    if PATCHED:
+        register_custom_op_autotuning(
+            scale_act,
+            configs=[CustomOpConfig(impl) for impl in impls],
+            dispatch_on={"tensor_name": "x", "dim": 1},
+            split_points=bounds,
+        )
+        names = [impl.__name__ for impl in impls]
+        wrapper_args = [2, last.size(1), 4, last, weight]
+        for name, winners in [
+            ("dispatched", names),
+            ("single", [names[-1]] * groups),
+            ("twin", [names[-1]] * groups),
+        ]:
+            compiled, wrapper = _compile_with_winners(
+                f"{name}_{groups}", winners, bounds, (last, weight)
+            )
+            calls[f"{name}_compiled"] = functools.partial(compiled, last, weight)
+            calls[f"{name}_wrapper"] = lambda w=wrapper: w(list(wrapper_args))
+    for call in calls.values():
+        call()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    samples = interleaved_us(calls, rounds, batch)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    row.update({f"{name}_us": statistics.median(t) for name, t in samples.items()})
+    if PATCHED:
+        for level in ["wrapper", "compiled"]:
+            single = samples[f"single_{level}"]
+            row[f"overhead_{level}_us"] = median_difference(
+                samples[f"dispatched_{level}"], single
+            )
+            row[f"noise_{level}_us"] = median_difference(
+                samples[f"twin_{level}"], single
+            )
+    print(
+        f"  overhead {json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})}",
+        flush=True,
+    )
+    return row
 
 
 # ---------------------------------------------------------------- end to end
@@ -438,22 +546,17 @@ def e2e(workload: Workload, device: str, quick: bool) -> dict[str, Any]:
         m: torch.randn(m, workload.k, device=device, dtype=workload.dtype) for m in ms
     }
     impls = workload.impls()
-    source_dir = tempfile.mkdtemp(prefix="bench_singles_")
     compiled_count = iter(range(1 << 30))
 
     def static_compile(impl: Callable) -> Callable:
-        # A function with a code object of its own, in a real source file: Dynamo
-        # keeps one cache (and one recompile limit) per code object, so compiles
-        # sharing one would evict each other or fall back to eager; and it wraps
-        # functions without a source file in a shared wrapper.
-        path = os.path.join(source_dir, f"single_{next(compiled_count)}.py")
-        with open(path, "w") as f:
-            f.write("def single(x):\n    return IMPL(x, *WEIGHTS)\n")
-        spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.IMPL, module.WEIGHTS = impl, weights
-        return torch.compile(module.single, dynamic=False)
+        single = function_of_its_own(
+            f"single_{next(compiled_count)}",
+            "x",
+            "IMPL(x, *WEIGHTS)",
+            IMPL=impl,
+            WEIGHTS=weights,
+        )
+        return torch.compile(single, dynamic=False)
 
     single: dict[str, dict[int, float]] = {name: {} for name in impls}
     dispatched: dict[int, float] = {}

@@ -858,6 +858,7 @@ BAD_REGISTRATIONS: dict[str, dict[str, Any]] = {
     "generator_not_callable": dict(
         config_generator=_CONFIGS, dispatch_on=_ON_X, split_points=[8]
     ),
+    "cudagraphs_not_bool": dict(configs=_CONFIGS, benchmark_with_cudagraphs="yes"),
 }
 
 # name -> (exception type, whole message)
@@ -973,6 +974,10 @@ EXPECTED_ERRORS = {
     "generator_not_callable": (
         TypeError,
         "register_custom_op_autotuning(range_test::affine): config_generator must be callable, got list",
+    ),
+    "cudagraphs_not_bool": (
+        TypeError,
+        "register_custom_op_autotuning(range_test::affine): benchmark_with_cudagraphs must be a bool, got str",
     ),
 }
 
@@ -1799,38 +1804,26 @@ def triton_poi_fused_mul_relu_2(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK 
     tmp4 = triton_helpers.maximum(tmp3, tmp2)
     tl.store(out_ptr0 + (x2), tmp4, xmask)
 
-def true_graph_0(args):
-    triton_poi_fused_mul_sin_0_xnumel = s27*s53*s77
-    triton_poi_fused_mul_sin_0.run(true_graph_0_arg1_1, true_graph_0_arg0_1, true_graph_0_buf0, s53, triton_poi_fused_mul_sin_0_xnumel)
-    return (true_graph_0_buf0, )
-
-def false_graph_0_true_graph_0(args):
-    triton_poi_fused_mul_tanh_1_xnumel = s27*s53*s77
-    triton_poi_fused_mul_tanh_1.run(false_graph_0_true_graph_0_arg1_1, false_graph_0_true_graph_0_arg0_1, false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_mul_tanh_1_xnumel)
-    return (false_graph_0_true_graph_0_buf0, )
-
-def false_graph_0_false_graph_0(args):
-    triton_poi_fused_mul_relu_2_xnumel = s27*s53*s77
-    triton_poi_fused_mul_relu_2.run(false_graph_0_false_graph_0_arg1_1, false_graph_0_false_graph_0_arg0_1, false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_mul_relu_2_xnumel)
-    return (false_graph_0_false_graph_0_buf0, )
-
-def false_graph_0(args):
-    if s27 <= 2048:
-        # subgraph: true_graph_0
-        false_graph_0_buf0 = false_graph_0_true_graph_0(false_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        false_graph_0_buf0 = false_graph_0_false_graph_0(false_graph_0_false_graph_0_args)
-    false_graph_0_buf1 = false_graph_0_buf0[0]
-    return (false_graph_0_buf1, )
-
 def call(args):
     if s27 <= 512:
         # subgraph: true_graph_0
-        buf0 = true_graph_0(true_graph_0_args)
+        triton_poi_fused_mul_sin_0_xnumel = s27*s53*s77
+        triton_poi_fused_mul_sin_0.run(true_graph_0_arg1_1, true_graph_0_arg0_1, true_graph_0_buf0, s53, triton_poi_fused_mul_sin_0_xnumel)
+        buf0 = (true_graph_0_buf0,)
     else:
         # subgraph: false_graph_0
-        buf0 = false_graph_0(false_graph_0_args)
+        if s27 <= 2048:
+            # subgraph: true_graph_0
+            triton_poi_fused_mul_tanh_1_xnumel = s27*s53*s77
+            triton_poi_fused_mul_tanh_1.run(false_graph_0_true_graph_0_arg1_1, false_graph_0_true_graph_0_arg0_1, false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_mul_tanh_1_xnumel)
+            false_graph_0_buf0 = (false_graph_0_true_graph_0_buf0,)
+        else:
+            # subgraph: false_graph_0
+            triton_poi_fused_mul_relu_2_xnumel = s27*s53*s77
+            triton_poi_fused_mul_relu_2.run(false_graph_0_false_graph_0_arg1_1, false_graph_0_false_graph_0_arg0_1, false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_mul_relu_2_xnumel)
+            false_graph_0_buf0 = (false_graph_0_false_graph_0_buf0,)
+        false_graph_0_buf1 = false_graph_0_buf0[0]
+        buf0 = (false_graph_0_buf1,)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -1880,38 +1873,26 @@ def triton_poi_fused_scale_act_2(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK
     tmp4 = triton_helpers.maximum(tmp3, tmp2)
     tl.store(out_ptr0 + (x2), tmp4, xmask)
 
-def scale_act_true_graph_0_true_graph_0(args):
-    triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
-    return (scale_act_true_graph_0_true_graph_0_buf0, )
-
-def scale_act_true_graph_0_false_graph_0(args):
-    triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_1.run(scale_act_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
-    return (scale_act_true_graph_0_false_graph_0_buf0, )
-
-def scale_act_true_graph_0(args):
-    if s27 <= 512:
-        # subgraph: true_graph_0
-        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_args)
-    scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
-    return (scale_act_true_graph_0_buf1, )
-
-def scale_act_false_graph_0(args):
-    triton_poi_fused_scale_act_2_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_2.run(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
-    return (scale_act_false_graph_0_buf0, )
-
 def call(args):
     if s27 <= 2048:
         # subgraph: scale_act_true_graph_0
-        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
+        if s27 <= 512:
+            # subgraph: true_graph_0
+            triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
+            triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
+            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_buf0,)
+        else:
+            # subgraph: false_graph_0
+            triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
+            triton_poi_fused_scale_act_1.run(scale_act_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
+            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_buf0,)
+        scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
+        buf0 = (scale_act_true_graph_0_buf1,)
     else:
         # subgraph: scale_act_false_graph_0
-        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
+        triton_poi_fused_scale_act_2_xnumel = s27*s53*s77
+        triton_poi_fused_scale_act_2.run(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
+        buf0 = (scale_act_false_graph_0_buf0,)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -1940,113 +1921,71 @@ def call(args):
         self.assertExpectedInline(
             wrapper_dispatch(code),
             """\
-def scale_act_true_graph_0_true_graph_0_true_graph_0(args):
-    triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
-    return (scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, )
-
-def scale_act_true_graph_0_true_graph_0_false_graph_0(args):
-    triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_1.run(scale_act_true_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
-    return (scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, )
-
-def scale_act_true_graph_0_true_graph_0(args):
-    if s27 <= 64:
-        # subgraph: true_graph_0
-        scale_act_true_graph_0_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_true_graph_0_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0_false_graph_0(scale_act_true_graph_0_true_graph_0_false_graph_0_args)
-    scale_act_true_graph_0_true_graph_0_buf1 = scale_act_true_graph_0_true_graph_0_buf0[0]
-    return (scale_act_true_graph_0_true_graph_0_buf1, )
-
-def scale_act_true_graph_0_false_graph_0_true_graph_0(args):
-    triton_poi_fused_scale_act_2_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_2.run(scale_act_true_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
-    return (scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, )
-
-def scale_act_true_graph_0_false_graph_0_false_graph_0(args):
-    triton_poi_fused_scale_act_3_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_3.run(scale_act_true_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_3_xnumel)
-    return (scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, )
-
-def scale_act_true_graph_0_false_graph_0(args):
-    if s27 <= 192:
-        # subgraph: true_graph_0
-        scale_act_true_graph_0_false_graph_0_buf0 = scale_act_true_graph_0_false_graph_0_true_graph_0(scale_act_true_graph_0_false_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_true_graph_0_false_graph_0_buf0 = scale_act_true_graph_0_false_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_false_graph_0_args)
-    scale_act_true_graph_0_false_graph_0_buf1 = scale_act_true_graph_0_false_graph_0_buf0[0]
-    return (scale_act_true_graph_0_false_graph_0_buf1, )
-
-def scale_act_true_graph_0(args):
-    if s27 <= 128:
-        # subgraph: true_graph_0
-        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_args)
-    scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
-    return (scale_act_true_graph_0_buf1, )
-
-def scale_act_false_graph_0_true_graph_0_true_graph_0(args):
-    triton_poi_fused_scale_act_4_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_4.run(scale_act_false_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_4_xnumel)
-    return (scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, )
-
-def scale_act_false_graph_0_true_graph_0_false_graph_0(args):
-    triton_poi_fused_scale_act_5_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_5.run(scale_act_false_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_5_xnumel)
-    return (scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, )
-
-def scale_act_false_graph_0_true_graph_0(args):
-    if s27 <= 320:
-        # subgraph: true_graph_0
-        scale_act_false_graph_0_true_graph_0_buf0 = scale_act_false_graph_0_true_graph_0_true_graph_0(scale_act_false_graph_0_true_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_false_graph_0_true_graph_0_buf0 = scale_act_false_graph_0_true_graph_0_false_graph_0(scale_act_false_graph_0_true_graph_0_false_graph_0_args)
-    scale_act_false_graph_0_true_graph_0_buf1 = scale_act_false_graph_0_true_graph_0_buf0[0]
-    return (scale_act_false_graph_0_true_graph_0_buf1, )
-
-def scale_act_false_graph_0_false_graph_0_true_graph_0(args):
-    triton_poi_fused_scale_act_6_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_6.run(scale_act_false_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_6_xnumel)
-    return (scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, )
-
-def scale_act_false_graph_0_false_graph_0_false_graph_0(args):
-    triton_poi_fused_scale_act_7_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_7.run(scale_act_false_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_7_xnumel)
-    return (scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, )
-
-def scale_act_false_graph_0_false_graph_0(args):
-    if s27 <= 448:
-        # subgraph: true_graph_0
-        scale_act_false_graph_0_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0_true_graph_0(scale_act_false_graph_0_false_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_false_graph_0_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0_false_graph_0(scale_act_false_graph_0_false_graph_0_false_graph_0_args)
-    scale_act_false_graph_0_false_graph_0_buf1 = scale_act_false_graph_0_false_graph_0_buf0[0]
-    return (scale_act_false_graph_0_false_graph_0_buf1, )
-
-def scale_act_false_graph_0(args):
-    if s27 <= 384:
-        # subgraph: true_graph_0
-        scale_act_false_graph_0_buf0 = scale_act_false_graph_0_true_graph_0(scale_act_false_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0(scale_act_false_graph_0_false_graph_0_args)
-    scale_act_false_graph_0_buf1 = scale_act_false_graph_0_buf0[0]
-    return (scale_act_false_graph_0_buf1, )
-
 def call(args):
     if s27 <= 256:
         # subgraph: scale_act_true_graph_0
-        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
+        if s27 <= 128:
+            # subgraph: true_graph_0
+            if s27 <= 64:
+                # subgraph: true_graph_0
+                triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
+                triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
+                scale_act_true_graph_0_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_true_graph_0_buf0,)
+            else:
+                # subgraph: false_graph_0
+                triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
+                triton_poi_fused_scale_act_1.run(scale_act_true_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
+                scale_act_true_graph_0_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_false_graph_0_buf0,)
+            scale_act_true_graph_0_true_graph_0_buf1 = scale_act_true_graph_0_true_graph_0_buf0[0]
+            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_buf1,)
+        else:
+            # subgraph: false_graph_0
+            if s27 <= 192:
+                # subgraph: true_graph_0
+                triton_poi_fused_scale_act_2_xnumel = s27*s53*s77
+                triton_poi_fused_scale_act_2.run(scale_act_true_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
+                scale_act_true_graph_0_false_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_true_graph_0_buf0,)
+            else:
+                # subgraph: false_graph_0
+                triton_poi_fused_scale_act_3_xnumel = s27*s53*s77
+                triton_poi_fused_scale_act_3.run(scale_act_true_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_3_xnumel)
+                scale_act_true_graph_0_false_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_false_graph_0_buf0,)
+            scale_act_true_graph_0_false_graph_0_buf1 = scale_act_true_graph_0_false_graph_0_buf0[0]
+            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_buf1,)
+        scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
+        buf0 = (scale_act_true_graph_0_buf1,)
     else:
         # subgraph: scale_act_false_graph_0
-        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
+        if s27 <= 384:
+            # subgraph: true_graph_0
+            if s27 <= 320:
+                # subgraph: true_graph_0
+                triton_poi_fused_scale_act_4_xnumel = s27*s53*s77
+                triton_poi_fused_scale_act_4.run(scale_act_false_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_4_xnumel)
+                scale_act_false_graph_0_true_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_true_graph_0_buf0,)
+            else:
+                # subgraph: false_graph_0
+                triton_poi_fused_scale_act_5_xnumel = s27*s53*s77
+                triton_poi_fused_scale_act_5.run(scale_act_false_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_5_xnumel)
+                scale_act_false_graph_0_true_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_false_graph_0_buf0,)
+            scale_act_false_graph_0_true_graph_0_buf1 = scale_act_false_graph_0_true_graph_0_buf0[0]
+            scale_act_false_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_buf1,)
+        else:
+            # subgraph: false_graph_0
+            if s27 <= 448:
+                # subgraph: true_graph_0
+                triton_poi_fused_scale_act_6_xnumel = s27*s53*s77
+                triton_poi_fused_scale_act_6.run(scale_act_false_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_6_xnumel)
+                scale_act_false_graph_0_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_true_graph_0_buf0,)
+            else:
+                # subgraph: false_graph_0
+                triton_poi_fused_scale_act_7_xnumel = s27*s53*s77
+                triton_poi_fused_scale_act_7.run(scale_act_false_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_7_xnumel)
+                scale_act_false_graph_0_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_false_graph_0_buf0,)
+            scale_act_false_graph_0_false_graph_0_buf1 = scale_act_false_graph_0_false_graph_0_buf0[0]
+            scale_act_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_buf1,)
+        scale_act_false_graph_0_buf1 = scale_act_false_graph_0_buf0[0]
+        buf0 = (scale_act_false_graph_0_buf1,)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -2083,23 +2022,17 @@ def triton_poi_fused_scale_act_1(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK
     tmp4 = triton_helpers.maximum(tmp3, tmp2)
     tl.store(out_ptr0 + (x2), tmp4, xmask)
 
-def scale_act_true_graph_0(args):
-    triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_arg0_1, scale_act_true_graph_0_arg1_1, scale_act_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
-    return (scale_act_true_graph_0_buf0, )
-
-def scale_act_false_graph_0(args):
-    triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_1.run(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
-    return (scale_act_false_graph_0_buf0, )
-
 def call(args):
     if s27 <= 2048:
         # subgraph: scale_act_true_graph_0
-        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
+        triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
+        triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_arg0_1, scale_act_true_graph_0_arg1_1, scale_act_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
+        buf0 = (scale_act_true_graph_0_buf0,)
     else:
         # subgraph: scale_act_false_graph_0
-        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
+        triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
+        triton_poi_fused_scale_act_1.run(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
+        buf0 = (scale_act_false_graph_0_buf0,)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -2176,35 +2109,23 @@ class TestEmittedCpp(KernelTestCase):
         self.assertExpectedInline(
             wrapper_dispatch(code),
             """\
-def true_graph_0(args):
-    cpp_fused_mul_sin_0(true_graph_0_arg1_1, true_graph_0_arg0_1, true_graph_0_buf0, s27, s77, s53)
-    return (true_graph_0_buf0, )
-
-def false_graph_0_true_graph_0(args):
-    cpp_fused_mul_tanh_1(false_graph_0_true_graph_0_arg1_1, false_graph_0_true_graph_0_arg0_1, false_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (false_graph_0_true_graph_0_buf0, )
-
-def false_graph_0_false_graph_0(args):
-    cpp_fused_mul_relu_2(false_graph_0_false_graph_0_arg1_1, false_graph_0_false_graph_0_arg0_1, false_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (false_graph_0_false_graph_0_buf0, )
-
-def false_graph_0(args):
-    if s27 <= 2048:
-        # subgraph: true_graph_0
-        false_graph_0_buf0 = false_graph_0_true_graph_0(false_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        false_graph_0_buf0 = false_graph_0_false_graph_0(false_graph_0_false_graph_0_args)
-    false_graph_0_buf1 = false_graph_0_buf0[0]
-    return (false_graph_0_buf1, )
-
 def call(args):
     if s27 <= 512:
         # subgraph: true_graph_0
-        buf0 = true_graph_0(true_graph_0_args)
+        cpp_fused_mul_sin_0(true_graph_0_arg1_1, true_graph_0_arg0_1, true_graph_0_buf0, s27, s77, s53)
+        buf0 = (true_graph_0_buf0,)
     else:
         # subgraph: false_graph_0
-        buf0 = false_graph_0(false_graph_0_args)
+        if s27 <= 2048:
+            # subgraph: true_graph_0
+            cpp_fused_mul_tanh_1(false_graph_0_true_graph_0_arg1_1, false_graph_0_true_graph_0_arg0_1, false_graph_0_true_graph_0_buf0, s27, s77, s53)
+            false_graph_0_buf0 = (false_graph_0_true_graph_0_buf0,)
+        else:
+            # subgraph: false_graph_0
+            cpp_fused_mul_relu_2(false_graph_0_false_graph_0_arg1_1, false_graph_0_false_graph_0_arg0_1, false_graph_0_false_graph_0_buf0, s27, s77, s53)
+            false_graph_0_buf0 = (false_graph_0_false_graph_0_buf0,)
+        false_graph_0_buf1 = false_graph_0_buf0[0]
+        buf0 = (false_graph_0_buf1,)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -2220,35 +2141,23 @@ def call(args):
         self.assertExpectedInline(
             wrapper_dispatch(code),
             """\
-def scale_act_true_graph_0_true_graph_0(args):
-    cpp_fused_scale_act_0(scale_act_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (scale_act_true_graph_0_true_graph_0_buf0, )
-
-def scale_act_true_graph_0_false_graph_0(args):
-    cpp_fused_scale_act_1(scale_act_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (scale_act_true_graph_0_false_graph_0_buf0, )
-
-def scale_act_true_graph_0(args):
-    if s27 <= 512:
-        # subgraph: true_graph_0
-        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_args)
-    scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
-    return (scale_act_true_graph_0_buf1, )
-
-def scale_act_false_graph_0(args):
-    cpp_fused_scale_act_2(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s27, s77, s53)
-    return (scale_act_false_graph_0_buf0, )
-
 def call(args):
     if s27 <= 2048:
         # subgraph: scale_act_true_graph_0
-        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
+        if s27 <= 512:
+            # subgraph: true_graph_0
+            cpp_fused_scale_act_0(scale_act_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_buf0, s27, s77, s53)
+            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_buf0,)
+        else:
+            # subgraph: false_graph_0
+            cpp_fused_scale_act_1(scale_act_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_buf0, s27, s77, s53)
+            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_buf0,)
+        scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
+        buf0 = (scale_act_true_graph_0_buf1,)
     else:
         # subgraph: scale_act_false_graph_0
-        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
+        cpp_fused_scale_act_2(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s27, s77, s53)
+        buf0 = (scale_act_false_graph_0_buf0,)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -2261,105 +2170,63 @@ def call(args):
         self.assertExpectedInline(
             wrapper_dispatch(code),
             """\
-def scale_act_true_graph_0_true_graph_0_true_graph_0(args):
-    cpp_fused_scale_act_0(scale_act_true_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, )
-
-def scale_act_true_graph_0_true_graph_0_false_graph_0(args):
-    cpp_fused_scale_act_1(scale_act_true_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, )
-
-def scale_act_true_graph_0_true_graph_0(args):
-    if s27 <= 64:
-        # subgraph: true_graph_0
-        scale_act_true_graph_0_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_true_graph_0_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0_false_graph_0(scale_act_true_graph_0_true_graph_0_false_graph_0_args)
-    scale_act_true_graph_0_true_graph_0_buf1 = scale_act_true_graph_0_true_graph_0_buf0[0]
-    return (scale_act_true_graph_0_true_graph_0_buf1, )
-
-def scale_act_true_graph_0_false_graph_0_true_graph_0(args):
-    cpp_fused_scale_act_2(scale_act_true_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, )
-
-def scale_act_true_graph_0_false_graph_0_false_graph_0(args):
-    cpp_fused_scale_act_3(scale_act_true_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, )
-
-def scale_act_true_graph_0_false_graph_0(args):
-    if s27 <= 192:
-        # subgraph: true_graph_0
-        scale_act_true_graph_0_false_graph_0_buf0 = scale_act_true_graph_0_false_graph_0_true_graph_0(scale_act_true_graph_0_false_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_true_graph_0_false_graph_0_buf0 = scale_act_true_graph_0_false_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_false_graph_0_args)
-    scale_act_true_graph_0_false_graph_0_buf1 = scale_act_true_graph_0_false_graph_0_buf0[0]
-    return (scale_act_true_graph_0_false_graph_0_buf1, )
-
-def scale_act_true_graph_0(args):
-    if s27 <= 128:
-        # subgraph: true_graph_0
-        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_true_graph_0(scale_act_true_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_true_graph_0_buf0 = scale_act_true_graph_0_false_graph_0(scale_act_true_graph_0_false_graph_0_args)
-    scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
-    return (scale_act_true_graph_0_buf1, )
-
-def scale_act_false_graph_0_true_graph_0_true_graph_0(args):
-    cpp_fused_scale_act_4(scale_act_false_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, )
-
-def scale_act_false_graph_0_true_graph_0_false_graph_0(args):
-    cpp_fused_scale_act_5(scale_act_false_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, )
-
-def scale_act_false_graph_0_true_graph_0(args):
-    if s27 <= 320:
-        # subgraph: true_graph_0
-        scale_act_false_graph_0_true_graph_0_buf0 = scale_act_false_graph_0_true_graph_0_true_graph_0(scale_act_false_graph_0_true_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_false_graph_0_true_graph_0_buf0 = scale_act_false_graph_0_true_graph_0_false_graph_0(scale_act_false_graph_0_true_graph_0_false_graph_0_args)
-    scale_act_false_graph_0_true_graph_0_buf1 = scale_act_false_graph_0_true_graph_0_buf0[0]
-    return (scale_act_false_graph_0_true_graph_0_buf1, )
-
-def scale_act_false_graph_0_false_graph_0_true_graph_0(args):
-    cpp_fused_scale_act_6(scale_act_false_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
-    return (scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, )
-
-def scale_act_false_graph_0_false_graph_0_false_graph_0(args):
-    cpp_fused_scale_act_7(scale_act_false_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
-    return (scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, )
-
-def scale_act_false_graph_0_false_graph_0(args):
-    if s27 <= 448:
-        # subgraph: true_graph_0
-        scale_act_false_graph_0_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0_true_graph_0(scale_act_false_graph_0_false_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_false_graph_0_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0_false_graph_0(scale_act_false_graph_0_false_graph_0_false_graph_0_args)
-    scale_act_false_graph_0_false_graph_0_buf1 = scale_act_false_graph_0_false_graph_0_buf0[0]
-    return (scale_act_false_graph_0_false_graph_0_buf1, )
-
-def scale_act_false_graph_0(args):
-    if s27 <= 384:
-        # subgraph: true_graph_0
-        scale_act_false_graph_0_buf0 = scale_act_false_graph_0_true_graph_0(scale_act_false_graph_0_true_graph_0_args)
-    else:
-        # subgraph: false_graph_0
-        scale_act_false_graph_0_buf0 = scale_act_false_graph_0_false_graph_0(scale_act_false_graph_0_false_graph_0_args)
-    scale_act_false_graph_0_buf1 = scale_act_false_graph_0_buf0[0]
-    return (scale_act_false_graph_0_buf1, )
-
 def call(args):
     if s27 <= 256:
         # subgraph: scale_act_true_graph_0
-        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
+        if s27 <= 128:
+            # subgraph: true_graph_0
+            if s27 <= 64:
+                # subgraph: true_graph_0
+                cpp_fused_scale_act_0(scale_act_true_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
+                scale_act_true_graph_0_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_true_graph_0_buf0,)
+            else:
+                # subgraph: false_graph_0
+                cpp_fused_scale_act_1(scale_act_true_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
+                scale_act_true_graph_0_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_false_graph_0_buf0,)
+            scale_act_true_graph_0_true_graph_0_buf1 = scale_act_true_graph_0_true_graph_0_buf0[0]
+            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_buf1,)
+        else:
+            # subgraph: false_graph_0
+            if s27 <= 192:
+                # subgraph: true_graph_0
+                cpp_fused_scale_act_2(scale_act_true_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
+                scale_act_true_graph_0_false_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_true_graph_0_buf0,)
+            else:
+                # subgraph: false_graph_0
+                cpp_fused_scale_act_3(scale_act_true_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
+                scale_act_true_graph_0_false_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_false_graph_0_buf0,)
+            scale_act_true_graph_0_false_graph_0_buf1 = scale_act_true_graph_0_false_graph_0_buf0[0]
+            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_buf1,)
+        scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
+        buf0 = (scale_act_true_graph_0_buf1,)
     else:
         # subgraph: scale_act_false_graph_0
-        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
+        if s27 <= 384:
+            # subgraph: true_graph_0
+            if s27 <= 320:
+                # subgraph: true_graph_0
+                cpp_fused_scale_act_4(scale_act_false_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
+                scale_act_false_graph_0_true_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_true_graph_0_buf0,)
+            else:
+                # subgraph: false_graph_0
+                cpp_fused_scale_act_5(scale_act_false_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
+                scale_act_false_graph_0_true_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_false_graph_0_buf0,)
+            scale_act_false_graph_0_true_graph_0_buf1 = scale_act_false_graph_0_true_graph_0_buf0[0]
+            scale_act_false_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_buf1,)
+        else:
+            # subgraph: false_graph_0
+            if s27 <= 448:
+                # subgraph: true_graph_0
+                cpp_fused_scale_act_6(scale_act_false_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
+                scale_act_false_graph_0_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_true_graph_0_buf0,)
+            else:
+                # subgraph: false_graph_0
+                cpp_fused_scale_act_7(scale_act_false_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
+                scale_act_false_graph_0_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_false_graph_0_buf0,)
+            scale_act_false_graph_0_false_graph_0_buf1 = scale_act_false_graph_0_false_graph_0_buf0[0]
+            scale_act_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_buf1,)
+        scale_act_false_graph_0_buf1 = scale_act_false_graph_0_buf0[0]
+        buf0 = (scale_act_false_graph_0_buf1,)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -2372,21 +2239,15 @@ def call(args):
         self.assertExpectedInline(
             wrapper_dispatch(code),
             """\
-def scale_act_true_graph_0(args):
-    cpp_fused_scale_act_0(scale_act_true_graph_0_arg0_1, scale_act_true_graph_0_arg1_1, scale_act_true_graph_0_buf0, s27, s77, s53)
-    return (scale_act_true_graph_0_buf0, )
-
-def scale_act_false_graph_0(args):
-    cpp_fused_scale_act_1(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s27, s77, s53)
-    return (scale_act_false_graph_0_buf0, )
-
 def call(args):
     if s27 <= 2048:
         # subgraph: scale_act_true_graph_0
-        buf0 = scale_act_true_graph_0(scale_act_true_graph_0_args)
+        cpp_fused_scale_act_0(scale_act_true_graph_0_arg0_1, scale_act_true_graph_0_arg1_1, scale_act_true_graph_0_buf0, s27, s77, s53)
+        buf0 = (scale_act_true_graph_0_buf0,)
     else:
         # subgraph: scale_act_false_graph_0
-        buf0 = scale_act_false_graph_0(scale_act_false_graph_0_args)
+        cpp_fused_scale_act_1(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s27, s77, s53)
+        buf0 = (scale_act_false_graph_0_buf0,)
     buf1 = buf0[0]
     return (buf1, )
 """,
@@ -2477,6 +2338,146 @@ class TestEmittedTritonCuda(KernelTestCase):
 
 
 instantiate_parametrized_tests(TestEmittedTritonCuda)
+
+
+# ---------------------------------------------------------------- inline size conds
+
+
+def tensor_predicate_cond(x, weight):
+    """A cond whose predicate reads tensor data (not a size)."""
+    return torch.cond(x.sum() > 0, short_impl, long_impl, (x, weight))
+
+
+def nesting_of_ifs(code: str) -> list[tuple[int, str]]:
+    """(indent, condition) of every ``if`` in the wrapper's ``call``, in order."""
+    call = code[code.index("def call(") :].split("\nrunner = ")[0]
+    return [
+        (len(m.group(1)), m.group(2))
+        for m in re.finditer(r"^( *)if (.+):$", call, re.MULTILINE)
+    ]
+
+
+class TestInlineSizeCond(KernelTestCase):
+    """A cond on a size predicate (what the range dispatch builds) runs its
+    branches inline in the wrapper: no function per branch, no re-check of the
+    operands, no size/stride assert per level."""
+
+    def test_eight_groups_python_wrapper(self) -> None:
+        f, code = self.compiled("eight_groups", "cpu")
+        self.assertIsNone(re.search(r"def \w*graph_\d+\(args\)", code))
+        self.assertEqual(
+            nesting_of_ifs(code),
+            [
+                (8, "s27 <= 256"),
+                (12, "s27 <= 128"),
+                (16, "s27 <= 64"),
+                (16, "s27 <= 192"),
+                (12, "s27 <= 384"),
+                (16, "s27 <= 320"),
+                (16, "s27 <= 448"),
+            ],
+        )
+        # The two graph inputs are checked once, at the top; no level checks again.
+        self.assertEqual(code.count("assert_size_stride("), 2)
+        self.assertNotIn("assert_alignment(", code)
+        FileCheck().check_count("cpp_fused_scale_act_", 8, exactly=True).check(
+            "buf1 = buf0[0]"
+        ).run(code[code.index("def call(") :])
+        split_points, winners = KERNEL_CASES["eight_groups"]
+        weight = torch.randn(64)
+        with torch.compiler.set_stance("fail_on_recompile"):
+            for size in self.boundary_sizes(split_points):
+                x = torch.randn(2, size, 64)
+                impl = IMPLS[expected_impl(size, split_points, winners)]
+                self.assertEqual(f(x, weight), impl(x, weight), msg=f"size {size}")
+
+    def test_cpp_wrapper(self) -> None:
+        split_points, winners = self.register_case("three_groups")
+        f = torch.compile(scale_act_model, dynamic=True)
+        with (
+            forced_winners(split_points, winners),
+            inductor_config.patch(cpp_wrapper=True),
+        ):
+            _, codes = run_and_get_code(f, torch.randn(2, 256, 64), torch.randn(64))
+            FileCheck().check("if (s27 <= 2048L)").check("if (s27 <= 512L)").check(
+                "cpp_fused_scale_act_0"
+            ).check("else").check("cpp_fused_scale_act_1").check("else").check(
+                "cpp_fused_scale_act_2"
+            ).run(codes[-1])
+            self.check_scale_act(
+                f, self.boundary_sizes(split_points), split_points, winners
+            )
+
+    def test_tensor_predicate_keeps_branch_functions(self) -> None:
+        f = torch.compile(tensor_predicate_cond)
+        x, weight = torch.randn(2, 8, 64), torch.randn(64)
+        out, (code,) = run_and_get_code(f, x, weight)
+        FileCheck().check("def true_graph_0(args)").check(
+            "def false_graph_0(args)"
+        ).check_regex(r"if buf\d+\.item\(\):").run(code)
+        self.assertEqual(out, tensor_predicate_cond(x, weight))
+
+
+@unittest.skipUnless(HAS_CUDA, "needs CUDA")
+class TestCudaGraphs(KernelTestCase):
+    """mode="reduce-overhead": a size-predicate cond stays in the CUDA graph."""
+
+    def run_reduce_overhead(self, f: Callable, sizes: list[int], reference: Callable):
+        """Calls f at each size three times (warm-up, record, replay), each
+        checked against reference; returns how many graphs were recorded."""
+        from torch._inductor.cudagraph_trees import CUDAGraphTreeManager
+
+        weight = torch.randn(64, device="cuda")
+        with count_calls(CUDAGraphTreeManager, "record_function") as recorded:
+            for size in sizes:
+                x = torch.randn(2, size, 64, device="cuda")
+                torch._dynamo.mark_dynamic(x, 1)
+                for _ in range(3):
+                    self.assertEqual(
+                        f(x, weight), reference(x, weight), msg=f"size {size}"
+                    )
+        return len(recorded)
+
+    def test_size_dispatch_is_captured_and_replays_each_range(self) -> None:
+        split_points, winners = self.register_case("eight_groups")
+        sizes = self.boundary_sizes(split_points)
+
+        def reference(x, weight):
+            return IMPLS[expected_impl(x.size(1), split_points, winners)](x, weight)
+
+        f = torch.compile(scale_act_model, mode="reduce-overhead")
+        with forced_winners(split_points, winners):
+            recorded = self.run_reduce_overhead(f, sizes, reference)
+        self.assertEqual(counters["inductor"]["cudagraph_skips"], 0)
+        self.assertEqual(recorded, len(sizes))
+        self.assertEqual(counters["stats"]["unique_graphs"], 1)
+
+    def test_benchmark_with_cudagraphs(self) -> None:
+        from torch._inductor.codegen import subgraph
+
+        register_custom_op_autotuning(
+            scale_act,
+            configs=[CustomOpConfig(long_impl), CustomOpConfig(cube_impl)],
+            dispatch_on={"tensor_name": "x", "dim": 1},
+            split_points=SPLITS,
+            benchmark_with_cudagraphs=True,
+        )
+        x = torch.randn(2, 256, 64, device="cuda")
+        weight = torch.randn(64, device="cuda")
+        with count_calls(subgraph, "_benchmark_cuda_graph_replay") as replays:
+            out = torch.compile(scale_act_model, dynamic=True)(x, weight)
+        # Both subgraph choices of each of the three ranges, timed by replay.
+        self.assertEqual(len(replays), 6)
+        self.assertTrue(
+            torch.allclose(out, long_impl(x, weight))
+            or torch.allclose(out, cube_impl(x, weight))
+        )
+
+    def test_tensor_predicate_still_skips(self) -> None:
+        f = torch.compile(tensor_predicate_cond, mode="reduce-overhead")
+        recorded = self.run_reduce_overhead(f, [8, 40], tensor_predicate_cond)
+        self.assertEqual(counters["inductor"]["cudagraph_skips"], 1)
+        self.assertEqual(recorded, 0)
 
 
 # ---------------------------------------------------------------- the patch scripts

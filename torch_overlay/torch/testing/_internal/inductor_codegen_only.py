@@ -169,7 +169,8 @@ _DROPPED_WRAPPER_LINE = re.compile(
         .*\ =\ args | args\.clear\(\) | del\ .* | pass |
         assert_size_stride\(.* | assert_alignment\(.* |
         \w+_size\ =\ \w+\.size\(\) | \w+_stride\ =\ \w+\.stride\(\) |
-        s\w+\ =\ \w+(_(size|stride)\[\d+\])? |
+        s\d+\ =\ \w+(_(size|stride)\[\d+\])? |
+        \w+_arg\d+_1\ =\ \w+ |
         \w+\ =\ empty_strided_\w+\(.* | \w+\ =\ \[None\]\ \*\ \d+ |
         \w+_args\ =\ \[.*\] |
         with\ torch\.\w+\._DeviceGuard\(.* | torch\.\w+\.set_device\(.* |
