@@ -46,6 +46,7 @@ from torch.testing._internal.inductor_codegen_only import (
     wrapper_dispatch,
 )
 from torch.utils._ordered_set import OrderedSet
+from torch.utils._triton import has_triton_package
 
 
 HAS_CUDA = torch.cuda.is_available()
@@ -1274,6 +1275,28 @@ class TestUserPaths(RangeTestCase):
         )
         self.assertEqual(frames.frame_count, 2 if mode == "automatic" else 1)
 
+    @parametrize("mode", ["dynamic", "mark_dynamic"])
+    def test_autotuning_without_dispatch_keeps_the_size_dynamic(self, mode) -> None:
+        # Choices traced at the graph's own (symbolic) sizes read each size with
+        # int(), which guarded the graph on its value: a specialized graph under
+        # dynamic=True, a ConstraintViolationError under mark_dynamic.
+        register_custom_op_autotuning(
+            scale_act, configs=[CustomOpConfig(short_impl), CustomOpConfig(medium_impl)]
+        )
+        weight = torch.randn(64)
+        first = torch.randn(2, 50, 64)
+        f, frames = compile_in_mode(lambda x: scale_act(x, weight), mode, first, 1)
+        only_short = r"_autotuned_short_impl(_\S*)?$|^(?!.*_autotuned_)"
+        with inductor_config.patch(
+            {"test_configs.autotune_choice_name_regex": only_short}
+        ):
+            self.assertEqual(f(first), short_impl(first, weight))
+        with torch.compiler.set_stance("fail_on_recompile"):
+            for n in (2, 49, 51, 3000):
+                x = torch.randn(2, n, 64)
+                self.assertEqual(f(x), short_impl(x, weight), msg=f"size {n}")
+        self.assertEqual(frames.frame_count, 1)
+
     def test_same_op_twice_with_other_kwargs_and_sizes(self) -> None:
         # Each traced dispatch named its branches true_graph_0 / false_graph_0 and
         # the wrapper generated each name once: the second call ran the first's.
@@ -2478,6 +2501,123 @@ class TestCudaGraphs(KernelTestCase):
         recorded = self.run_reduce_overhead(f, [8, 40], tensor_predicate_cond)
         self.assertEqual(counters["inductor"]["cudagraph_skips"], 1)
         self.assertEqual(recorded, 0)
+
+
+# ---------------------------------------------------------------- triton_op impls
+
+if has_triton_package():
+    import triton
+    import triton.language as tl
+    from torch.library import triton_op, wrap_triton
+
+    @triton.jit
+    def _twice_kernel(x_ptr, out_ptr, numel, BLOCK: tl.constexpr):
+        offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offsets < numel
+        tl.store(out_ptr + offsets, tl.load(x_ptr + offsets, mask=mask) * 2, mask=mask)
+
+    @triton_op("range_test::twice_kernel", mutates_args=())
+    def twice_kernel(x: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(x)
+        numel = x.numel()
+        wrap_triton(_twice_kernel)[(triton.cdiv(numel, 128),)](x, out, numel, 128)
+        return out
+
+
+@torch.library.custom_op("range_test::twice", mutates_args=())
+def twice(x: torch.Tensor) -> torch.Tensor:
+    return x * 2
+
+
+@twice.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+def twice_by_kernel(x):
+    return twice_kernel(x)
+
+
+def twice_by_mul(x):
+    return x * 2
+
+
+TWICE_SPLIT = 64
+
+
+@unittest.skipUnless(has_triton_package(), "needs triton")
+class TestTritonOpImpls(RangeTestCase):
+    """An impl written as a torch.library.triton_op runs the kernel Inductor
+    compiles from it, as when the model calls the op itself: not an opaque call
+    that launches through Triton's JIT at run time (host cost, and a kernel
+    specialized on argument values)."""
+
+    def register_twice(self, **dispatch: Any) -> None:
+        register_custom_op_autotuning(
+            twice,
+            configs=[CustomOpConfig(twice_by_kernel), CustomOpConfig(twice_by_mul)],
+            **dispatch,
+        )
+
+    def register_dispatch(self) -> Any:
+        """Range dispatch: the kernel up to TWICE_SPLIT rows, the mul above."""
+        self.register_twice(
+            dispatch_on={"tensor_name": "x", "dim": 0}, split_points=[TWICE_SPLIT]
+        )
+        return forced_winners([TWICE_SPLIT], ["twice_by_kernel", "twice_by_mul"])
+
+    def test_range_branch_runs_the_compiled_kernel(self) -> None:
+        with self.register_dispatch():
+            code = triton_code_for(
+                torch.compile(twice, dynamic=True), torch.randn(100, 8)
+            )
+        self.assertEqual(
+            kernel_names(code), ["_twice_kernel_0", "triton_poi_fused_twice_0"]
+        )
+        FileCheck().check_not("torch.ops.range_test.twice_kernel").run(code)
+        self.assertExpectedInline(
+            wrapper_dispatch(code),
+            """\
+def call(args):
+    if s33 <= 64:
+        # subgraph: twice_true_graph_0
+        _twice_kernel_0.run(twice_true_graph_0_arg0_1, twice_true_graph_0_buf0, s33*s50, (127 + s33*s50) // 128, 1, 1)
+        buf0 = (twice_true_graph_0_buf0,)
+    else:
+        # subgraph: twice_false_graph_0
+        triton_poi_fused_twice_0_xnumel = s33*s50
+        triton_poi_fused_twice_0.run(twice_false_graph_0_arg0_1, twice_false_graph_0_buf0, triton_poi_fused_twice_0_xnumel)
+        buf0 = (twice_false_graph_0_buf0,)
+    buf1 = buf0[0]
+    return (buf1, )
+""",
+        )
+
+    def test_single_winner_runs_the_compiled_kernel(self) -> None:
+        self.register_twice()
+        with inductor_config.patch(
+            {
+                "test_configs.autotune_choice_name_regex": "twice_by_kernel|^(?!.*_autotuned_)"
+            }
+        ):
+            code = triton_code_for(
+                torch.compile(twice, dynamic=True), torch.randn(100, 8)
+            )
+        self.assertEqual(kernel_names(code), ["_twice_kernel_0"])
+        FileCheck().check_not("torch.ops.range_test.twice_kernel").run(code)
+
+    @unittest.skipUnless(HAS_CUDA, "needs CUDA")
+    def test_values_at_the_boundary_on_cuda(self) -> None:
+        f = torch.compile(twice, dynamic=True)
+        with self.register_dispatch():
+            _, codes = run_and_get_code(f, torch.randn(2, 8, device="cuda"))
+            for size in (2, TWICE_SPLIT, TWICE_SPLIT + 1, 1000):
+                x = torch.randn(size, 8, device="cuda")
+                self.assertEqual(f(x), x * 2, msg=f"size {size}")
+        FileCheck().check("_twice_kernel_0.run(").check_not(
+            "torch.ops.range_test.twice_kernel"
+        ).run(codes[-1])
+        self.assertEqual(counters["stats"]["unique_graphs"], 1)
 
 
 # ---------------------------------------------------------------- the patch scripts
