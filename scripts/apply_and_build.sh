@@ -3,14 +3,9 @@
 # to PyTorch 2.11.0: an installed wheel (default: a fresh .venv) or a source checkout.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PROG="apply_and_build.sh"
-
-# Exit codes (documented in --help and BUILD.md).
-EXIT_FAIL=1       # the series does not apply / the tree is not in a known state
-EXIT_USAGE=2      # bad command line
-EXIT_TOOL=3       # a required tool is missing
-EXIT_VERSION=4    # torch (or the checkout) is not the pinned base
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   cat <<EOF
@@ -44,14 +39,6 @@ $EXIT_VERSION torch or checkout is not the pinned base.
 EOF
 }
 
-die() {
-  local code="$1"
-  shift
-  echo "$PROG: error: $*" >&2
-  exit "$code"
-}
-info() { echo "$PROG: $*"; }
-
 # ---------------------------------------------------------------- arguments
 MODE=apply
 TARGET=venv
@@ -64,8 +51,6 @@ DEMO=1
 VENV="$REPO/.venv"
 PATCHES="$REPO/patches"
 OVERLAY="$REPO/torch_overlay"
-
-need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die $EXIT_USAGE "$1 needs an argument (see --help)"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -98,11 +83,8 @@ BASE_FILE="$PATCHES/BASE"
 [ -f "$BASE_FILE" ] || die $EXIT_FAIL "missing $BASE_FILE"
 [ -f "$PATCHES/series" ] || die $EXIT_FAIL "missing $PATCHES/series"
 
-# base_field NAME: the value of a "NAME value" line in BASE.
-base_field() { awk -v k="$1" '$1 == k { print $2; exit }' "$BASE_FILE"; }
-
-BASE_VERSION="$(base_field version)"
-BASE_COMMIT="$(base_field commit)"
+BASE_VERSION="$(base_field "$BASE_FILE" version)"
+BASE_COMMIT="$(base_field "$BASE_FILE" commit)"
 [ -n "$BASE_VERSION" ] && [ -n "$BASE_COMMIT" ] || die $EXIT_FAIL "$BASE_FILE lacks a version or commit line"
 
 # Upstream files the series touches, with their pristine sha256.
@@ -110,7 +92,7 @@ mapfile -t BASE_PATHS < <(awk '$1 == "sha256" { print $3 }' "$BASE_FILE")
 mapfile -t BASE_SHAS < <(awk '$1 == "sha256" { print $2 }' "$BASE_FILE")
 [ "${#BASE_PATHS[@]}" -gt 0 ] || die $EXIT_FAIL "$BASE_FILE lists no files"
 
-mapfile -t SERIES < <(grep -v -e '^[[:space:]]*$' -e '^#' "$PATCHES/series")
+mapfile -t SERIES < <(series_of "$PATCHES")
 for p in "${SERIES[@]}"; do
   [ -f "$PATCHES/$p" ] || die $EXIT_FAIL "patches/series lists '$p' but $PATCHES/$p does not exist"
 done
@@ -121,32 +103,18 @@ if [ -d "$OVERLAY" ]; then
 fi
 
 # ---------------------------------------------------------------- helpers
-require_tool() {
-  command -v "$1" >/dev/null 2>&1 || die $EXIT_TOOL "'$1' is required but not on PATH${2:+ ($2)}"
-}
 require_tool sha256sum "coreutils"
+require_tool git "the series is applied with git apply / git am"
 
-# One patch tool for the wheel path: git apply (outside any repository), else GNU patch.
-PATCH_TOOL=""
-if command -v git >/dev/null 2>&1; then
-  PATCH_TOOL="git"
-elif command -v patch >/dev/null 2>&1; then
-  PATCH_TOOL="patch"
-fi
-
-# apply_one DIR PATCHFILE [-R]: apply (or reverse) one patch inside DIR.
-apply_one() {
-  local dir="$1" patchfile="$2" flags=()
-  [ "${3:-}" != -R ] || flags=(-R)
-  case "$PATCH_TOOL" in
-    git)
-      # The ceiling keeps git from treating an enclosing repository as the target.
-      (cd "$dir" && GIT_CEILING_DIRECTORIES="$(dirname "$dir")" git apply --whitespace=nowarn "${flags[@]}" "$patchfile")
-      ;;
-    patch)
-      patch --batch --silent -p1 -d "$dir" "${flags[@]}" <"$patchfile" >/dev/null
-      ;;
-  esac
+# git_apply DIR PATCHFILE... [-R]: git apply the patches, in order, inside DIR. All or
+# nothing: git writes no file unless every patch applies. (The series is applied to a
+# staging copy rather than checked in place with --check: git apply --check does not
+# chain patches that touch the same file.)
+git_apply() {
+  local dir="$1"
+  shift
+  # The ceiling keeps git from treating an enclosing repository as the target.
+  (cd "$dir" && GIT_CEILING_DIRECTORIES="$(dirname "$dir")" git apply --whitespace=nowarn "$@")
 }
 
 sha_of() { sha256sum "$1" | awk '{ print $1 }'; }
@@ -184,8 +152,9 @@ stage_forward() {
   local root="$1" stage p rel
   stage="$(new_tmp)"
   copy_touched "$root" "$stage"
+  # One patch at a time, so that the error names the patch that does not apply.
   for p in "${SERIES[@]}"; do
-    apply_one "$stage" "$PATCHES/$p" 2>"$TMP_ROOT/apply.err" ||
+    git_apply "$stage" "$PATCHES/$p" 2>"$TMP_ROOT/apply.err" ||
       die $EXIT_FAIL "patch $p does not apply: $(head -n 3 "$TMP_ROOT/apply.err" | tr '\n' ' ')"
   done
   for rel in "${OVERLAY_FILES[@]}"; do
@@ -198,12 +167,13 @@ stage_forward() {
 # stage_reverse ROOT: a temp tree holding ROOT's touched files with the series reversed.
 # Prints its path, or nothing if the series does not reverse cleanly.
 stage_reverse() {
-  local root="$1" stage i
+  local root="$1" stage i reversed=()
   stage="$(new_tmp)"
   copy_touched "$root" "$stage"
   for ((i = ${#SERIES[@]} - 1; i >= 0; i--)); do
-    apply_one "$stage" "$PATCHES/${SERIES[$i]}" -R 2>/dev/null || return 0
+    reversed+=("$PATCHES/${SERIES[$i]}")
   done
+  git_apply "$stage" -R "${reversed[@]}" 2>/dev/null || return 0
   echo "$stage"
 }
 
@@ -273,16 +243,6 @@ check_torch_version() {
     die $EXIT_VERSION "torch at $1 was built from commit '${commit:-unknown}', the series needs $BASE_COMMIT"
 }
 
-# torch_dir_of PY: the torch package directory of interpreter PY, without importing torch.
-torch_dir_of() {
-  local py="$1" dir
-  command -v "$py" >/dev/null 2>&1 || [ -x "$py" ] || die $EXIT_TOOL "python interpreter '$py' not found"
-  dir="$("$py" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")')" ||
-    die $EXIT_TOOL "could not run '$py'"
-  [ -n "$dir" ] || die $EXIT_VERSION "'$py' has no torch installed; pip install torch==$BASE_VERSION first"
-  echo "$dir"
-}
-
 make_venv() {
   require_tool python3 "needed to create $VENV"
   if [ ! -x "$VENV/bin/python" ]; then
@@ -307,7 +267,6 @@ except m.PackageNotFoundError: print("")')"
 
 wheel_main() {
   local torch_dir root state stage
-  [ -n "$PATCH_TOOL" ] || die $EXIT_TOOL "neither 'git' nor 'patch' is on PATH; one is needed to apply the series"
   case "$TARGET" in
     venv) if [ "$MODE" = apply ]; then make_venv; else PY="$VENV/bin/python"; fi
           torch_dir="$(torch_dir_of "$PY")" ;;
@@ -357,7 +316,6 @@ patch_subject() {
 }
 
 source_main() {
-  require_tool git
   [ -d "$SOURCE_DIR" ] || die $EXIT_USAGE "--source $SOURCE_DIR is not a directory"
   local src head subjects applied=0 p n
   src="$(cd "$SOURCE_DIR" && pwd)"
@@ -416,10 +374,10 @@ source_apply() {
   fi
   local abs=()
   for p in "${SERIES[@]}"; do abs+=("$(cd "$PATCHES" && pwd)/$p"); done
-  if ! git -C "$src" "${GIT_ID[@]}" am --quiet --keep-non-patch "${abs[@]}" 2>"$src/.git/apply-err"; then
+  if ! git -C "$src" "${GIT_ID[@]}" am --quiet --keep-non-patch "${abs[@]}" 2>"$TMP_ROOT/am.err"; then
     git -C "$src" am --abort >/dev/null 2>&1 || true
     git -C "$src" reset --quiet --hard "$BASE_COMMIT"
-    die $EXIT_FAIL "git am failed, $src reset to the base: $(head -n 3 "$src/.git/apply-err" | tr '\n' ' ')"
+    die $EXIT_FAIL "git am failed, $src reset to the base: $(head -n 3 "$TMP_ROOT/am.err" | tr '\n' ' ')"
   fi
   info "applied to $src with git am:"
   git -C "$src" log --format='  %h %s' "$BASE_COMMIT..HEAD"

@@ -3,18 +3,20 @@
 # pytest, so that the run ends with pytest's "N passed, M failed" summary.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROG="run_tests.sh"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PY="${PYTHON:-$REPO/.venv/bin/python}"
 
 case "${1:-}" in
   -h | --help)
     echo "Usage: [PYTHON=python3] scripts/run_tests.sh [PYTEST ARGS...]"
-    echo "Runs test/inductor/test_custom_op_range.py (and benchmarks' smoke test)"
-    echo "with pytest against the torch of PYTHON (default: .venv/bin/python)."
+    echo "Runs test/inductor/test_custom_op_range.py with pytest against the torch of"
+    echo "PYTHON (default: .venv/bin/python). (.ci/run also smoke-tests the benchmarks.)"
     exit 0 ;;
 esac
 [ -x "$PY" ] || command -v "$PY" >/dev/null 2>&1 ||
-  { echo "run_tests.sh: error: no interpreter '$PY'; run scripts/apply_and_build.sh first" >&2; exit 3; }
+  die "$EXIT_TOOL" "no interpreter '$PY'; run scripts/apply_and_build.sh first"
 
 cd "$REPO"
 exec "$PY" -m pytest -q -p no:cacheprovider -rfEs "$@" test/inductor/test_custom_op_range.py

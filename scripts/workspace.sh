@@ -4,8 +4,9 @@
 # and export it back to patches/ with git format-patch. Nobody edits hunks by hand.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PROG="workspace.sh"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PATCHES="$REPO/patches"
 WS="$REPO/.workspace"
 PY="$REPO/.venv/bin/python"
@@ -34,14 +35,6 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 missing tool.
 EOF
 }
 
-die() {
-  local code="$1"
-  shift
-  echo "$PROG: error: $*" >&2
-  exit "$code"
-}
-info() { echo "$PROG: $*"; }
-
 [ $# -gt 0 ] || { usage >&2; exit 2; }
 CMD="$1"
 shift
@@ -49,24 +42,22 @@ WITH=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --with) [ $# -ge 2 ] || die 2 "--with needs a path"; WITH+=("$2"); shift ;;
-    --workspace) [ $# -ge 2 ] || die 2 "--workspace needs a directory"; WS="$2"; shift ;;
-    --python) [ $# -ge 2 ] || die 2 "--python needs an interpreter"; PY="$2"; shift ;;
-    *) die 2 "unknown argument '$1' (see --help)" ;;
+    --with) need_arg "$@"; WITH+=("$2"); shift ;;
+    --workspace) need_arg "$@"; WS="$2"; shift ;;
+    --python) need_arg "$@"; PY="$2"; shift ;;
+    *) die "$EXIT_USAGE" "unknown argument '$1' (see --help)" ;;
   esac
   shift
 done
 case "$CMD" in -h | --help) usage; exit 0 ;; esac
-command -v git >/dev/null 2>&1 || die 3 "'git' is required"
+require_tool git
 
-base_field() { awk -v k="$1" '$1 == k { print $2; exit }' "$PATCHES/BASE"; }
 GIT_ID=(-c user.name="custom-op-range series" -c user.email="custom-op-range@invalid")
 
 cmd_init() {
-  [ ! -e "$WS" ] || die 1 "$WS already exists; remove it first (export what you committed there)"
+  [ ! -e "$WS" ] || die "$EXIT_FAIL" "$WS already exists; remove it first (export what you committed there)"
   local torch_dir root rel
-  torch_dir="$("$PY" -c 'import importlib.util as u; print(u.find_spec("torch").submodule_search_locations[0])')" ||
-    die 3 "cannot find torch for $PY (run scripts/apply_and_build.sh first)"
+  torch_dir="$(torch_dir_of "$PY")"
   root="$(dirname "$torch_dir")"
   mapfile -t paths < <(awk '$1 == "sha256" { print $3 }' "$PATCHES/BASE")
   paths+=("${WITH[@]}")
@@ -87,43 +78,42 @@ cmd_init() {
   mkdir -p "$WS"
   git -C "$WS" init --quiet
   for rel in "${paths[@]}"; do
-    [ -f "$scratch/$rel" ] || die 1 "$rel is not a file of torch at $root"
+    [ -f "$scratch/$rel" ] || die "$EXIT_FAIL" "$rel is not a file of torch at $root"
     mkdir -p "$WS/$(dirname "$rel")"
     cp "$scratch/$rel" "$WS/$rel"
     git -C "$WS" add -- "$rel"
   done
   git -C "$WS" "${GIT_ID[@]}" commit --quiet \
-    -m "Base: PyTorch v$(base_field version) ($(base_field commit))"
+    -m "Base: PyTorch v$(base_field "$PATCHES/BASE" version) ($(base_field "$PATCHES/BASE" commit))"
   git -C "$WS" tag base
   git -C "$WS" config user.name "$(git -C "$REPO" config user.name || echo "custom-op-range series")"
   git -C "$WS" config user.email "$(git -C "$REPO" config user.email || echo "custom-op-range@invalid")"
   local p
   while IFS= read -r p; do
-    case "$p" in "" | \#*) continue ;; esac
-    git -C "$WS" am --quiet --keep-non-patch "$PATCHES/$p" || die 1 "git am $p failed in $WS"
-  done <"$PATCHES/series"
+    git -C "$WS" am --quiet --keep-non-patch "$PATCHES/$p" || die "$EXIT_FAIL" "git am $p failed in $WS"
+  done < <(series_of "$PATCHES")
   info "workspace ready at $WS:"
   git -C "$WS" log --format='  %h %s' base..HEAD
 }
 
 cmd_export() {
-  [ -d "$WS/.git" ] || die 1 "no workspace at $WS (scripts/$PROG init)"
-  git -C "$WS" rev-parse -q --verify base >/dev/null || die 1 "$WS has no 'base' tag"
+  [ -d "$WS/.git" ] || die "$EXIT_FAIL" "no workspace at $WS (scripts/$PROG init)"
+  git -C "$WS" rev-parse -q --verify base >/dev/null || die "$EXIT_FAIL" "$WS has no 'base' tag"
   [ -z "$(git -C "$WS" status --porcelain --untracked-files=no)" ] ||
-    die 1 "$WS has uncommitted changes; commit them first"
+    die "$EXIT_FAIL" "$WS has uncommitted changes; commit them first"
   rm -f "$PATCHES"/*.patch
   git -C "$WS" format-patch --quiet --no-numbered --zero-commit --no-signature -o "$PATCHES" base..HEAD
   (cd "$PATCHES" && LC_ALL=C printf '%s\n' *.patch) >"$PATCHES/series"
 
   local version commit tmp rel
-  version="$(base_field version)"
-  commit="$(base_field commit)"
+  version="$(base_field "$PATCHES/BASE" version)"
+  commit="$(base_field "$PATCHES/BASE" commit)"
   tmp="$(mktemp)"
   {
     echo "# Pinned base of the series; sha256 of every upstream file it touches."
     echo "version $version"
     echo "commit $commit"
-    echo "triton $(base_field triton)"
+    echo "triton $(base_field "$PATCHES/BASE" triton)"
     git -C "$WS" ls-tree -r --name-only base | LC_ALL=C sort | while IFS= read -r rel; do
       echo "sha256 $(git -C "$WS" show "base:$rel" | sha256sum | awk '{ print $1 }') $rel"
     done
@@ -137,7 +127,7 @@ cmd_install() {
   # Put the pristine files back from the workspace's base commit (the torch may hold an
   # older export of the series, which the new one cannot revert), then apply.
   local root rel
-  root="$(dirname "$("$PY" -c 'import importlib.util as u; print(u.find_spec("torch").submodule_search_locations[0])')")"
+  root="$(dirname "$(torch_dir_of "$PY")")"
   git -C "$WS" ls-tree -r --name-only base | while IFS= read -r rel; do
     git -C "$WS" show "base:$rel" >"$root/$rel"
   done
@@ -153,5 +143,5 @@ case "$CMD" in
   init) cmd_init ;;
   export) cmd_export ;;
   install) cmd_install ;;
-  *) die 2 "unknown command '$CMD' (see --help)" ;;
+  *) die "$EXIT_USAGE" "unknown command '$CMD' (see --help)" ;;
 esac

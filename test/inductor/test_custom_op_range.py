@@ -2769,7 +2769,7 @@ class TestPatchScripts(TestCase):
         self.assertIn("is version '2.10.0", result.stderr)
         self.assertIn("the series needs 2.11.0", result.stderr)
 
-    def test_missing_patch_tool_is_reported(self) -> None:
+    def test_missing_git_is_reported(self) -> None:
         bin_dir = self.tmp / "bin"
         bin_dir.mkdir()
         for tool in [
@@ -2795,7 +2795,67 @@ class TestPatchScripts(TestCase):
         env = {**os.environ, "PATH": str(bin_dir)}
         result = self.run_script("--torch-dir", str(self.site / "torch"), env=env)
         self.assertEqual(result.returncode, 3)
-        self.assertIn("neither 'git' nor 'patch' is on PATH", result.stderr)
+        self.assertIn("'git' is required but not on PATH", result.stderr)
+
+    # -- scripts/check_series.sh
+    def add_patch(self, rel: str, text: str, subject: str) -> None:
+        """Append a patch that sets ``rel`` to ``text`` on top of the series."""
+        scratch = self.make_checkout(self.tmp / f"scratch_{len(self.series())}")
+        for patch in self.series():
+            _git(scratch, "am", "-q", str(self.patches / patch))
+        (scratch / rel).write_text(text)
+        _git(scratch, "commit", "-qam", subject)
+        number = str(len(self.series()) + 1)
+        _git(scratch, "format-patch", "-q", "-1", "--start-number", number)
+        made = max(scratch.glob("*.patch"))
+        shutil.move(made, self.patches / made.name)
+        (self.patches / "series").write_text(
+            "".join(p + "\n" for p in [*self.series(), made.name])
+        )
+
+    def series(self) -> list[str]:
+        return (self.patches / "series").read_text().split()
+
+    def check_series(self) -> subprocess.CompletedProcess:
+        """check_series.sh against the synthetic torch tree, through an interpreter
+        that finds that tree first; the tree must come back byte for byte."""
+        (self.site / "torch/__init__.py").touch()
+        python = self.tmp / "python"
+        python.write_text(
+            f"#!/bin/sh\nPYTHONDONTWRITEBYTECODE=1 PYTHONPATH={self.site} "
+            f'exec {sys.executable} "$@"\n'
+        )
+        python.chmod(0o755)
+        before = self.tree_shas(self.site)
+        result = subprocess.run(
+            ["bash", str(REPO / "scripts" / "check_series.sh"), "--python", str(python)]
+            + ["--patches", str(self.patches), "--overlay", str(self.overlay)],
+            capture_output=True,
+            text=True,
+        )
+        self.assertEqual(self.tree_shas(self.site), before)
+        return result
+
+    def test_check_series_reports_each_prefix(self) -> None:
+        self.add_patch("torch/alpha.py", "a = 1\nb = 4\n", "[test] Second")
+        result = self.check_series()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(
+            [line.split()[-1] for line in result.stdout.splitlines()[:2]], ["ok", "ok"]
+        )
+        self.assertIn("all 2 prefixes apply and import", result.stdout)
+
+    def test_check_series_stops_at_the_first_broken_prefix(self) -> None:
+        self.add_patch("torch/alpha.py", "a = (\n", "[test] Break alpha")
+        self.add_patch("torch/alpha.py", "a = 1\n", "[test] Mend alpha")
+        result = self.check_series()
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            [line.split()[-1] for line in result.stdout.splitlines()],
+            ["ok", "(import)"],
+        )
+        self.assertIn("prefix 2: import failed", result.stderr)
+        self.assertIn("SyntaxError", result.stderr)
 
     def test_help(self) -> None:
         result = subprocess.run(

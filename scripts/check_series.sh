@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Check that every prefix of the patch series applies to the pristine base files
+# and leaves an importable torch: the series is bisectable.
+set -euo pipefail
+
+PROG="check_series.sh"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+  cat <<EOF
+Usage: scripts/$PROG [--python PY] [--patches DIR] [--overlay DIR] [--run CMD]
+
+For each prefix 0001..000k of DIR/series (default: patches/), in order: apply it
+with git apply to the pristine base files (the upstream files patches/BASE lists,
+sha256-checked), install the result into the torch of PY (default: .venv), and
+import every module the series touches. With --run, CMD then runs through
+"bash -c" at every prefix (e.g. --run 'scripts/run_tests.sh -k TestValidation').
+Prints one line per patch and stops at the first prefix that fails. The torch's
+files are restored byte for byte at the end, whatever happens. (The torch's overlay
+files, e.g. the tests' helper, are left as they are: --run on a patched torch.)
+
+Exit codes: 0 every prefix passes, $EXIT_FAIL a prefix fails, $EXIT_USAGE usage,
+$EXIT_TOOL missing tool.
+EOF
+}
+
+PY="$REPO/.venv/bin/python"
+PATCHES="$REPO/patches"
+OVERLAY="$REPO/torch_overlay"
+RUN=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --python) need_arg "$@"; PY="$2"; shift ;;
+    --patches) need_arg "$@"; PATCHES="$(cd "$2" && pwd)"; shift ;;
+    --overlay) need_arg "$@"; OVERLAY="$(cd "$2" && pwd)"; shift ;;
+    --run) need_arg "$@"; RUN="$2"; shift ;;
+    *) die "$EXIT_USAGE" "unknown argument '$1' (see --help)" ;;
+  esac
+  shift
+done
+require_tool git
+[ -f "$PATCHES/BASE" ] && [ -f "$PATCHES/series" ] || die "$EXIT_USAGE" "$PATCHES has no BASE or series"
+
+ROOT="$(dirname "$(torch_dir_of "$PY")")"
+mapfile -t SERIES < <(series_of "$PATCHES")
+mapfile -t PATHS < <(awk '$1 == "sha256" { print $3 }' "$PATCHES/BASE")
+# torch/_inductor/kernel/custom_op.py -> torch._inductor.kernel.custom_op
+MODULES="$(printf '%s\n' "${PATHS[@]}" | sed -e 's|\.py$||' -e 's|/|.|g' | paste -sd, -)"
+
+TMP="$(mktemp -d)"
+# The torch's files as found, put back at exit (also on failure or Ctrl-C).
+mkdir -p "$TMP/saved" "$TMP/pristine"
+OVERLAY_FILES=()
+[ ! -d "$OVERLAY" ] || mapfile -t OVERLAY_FILES < <(cd "$OVERLAY" && find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | sed 's|^\./||')
+for rel in "${PATHS[@]}" torch/version.py "${OVERLAY_FILES[@]}"; do
+  [ -f "$ROOT/$rel" ] || continue # an overlay file of an unpatched torch
+  mkdir -p "$TMP/saved/$(dirname "$rel")"
+  cp "$ROOT/$rel" "$TMP/saved/$rel"
+done
+restore() {
+  local rel
+  for rel in "${PATHS[@]}"; do cp "$TMP/saved/$rel" "$ROOT/$rel"; done
+  rm -rf "$TMP"
+}
+trap restore EXIT
+
+# Pristine files: the torch's own, reverted (and sha256-checked against BASE) by
+# apply_and_build.sh in a scratch copy, whether the torch is patched or not.
+cp -r "$TMP/saved/torch" "$TMP/pristine/"
+"$REPO/scripts/apply_and_build.sh" --torch-dir "$TMP/pristine/torch" --patches "$PATCHES" --overlay "$OVERLAY" --revert >/dev/null ||
+  die "$EXIT_FAIL" "the torch of $PY is neither pristine $(base_field "$PATCHES/BASE" version) nor patched with this series"
+# Its own repository, so that git apply never resolves paths against an enclosing one.
+git -C "$TMP/pristine" init --quiet
+n=0
+for p in "${SERIES[@]}"; do
+  n=$((n + 1))
+  if ! (cd "$TMP/pristine" && git apply --whitespace=nowarn "$PATCHES/$p") 2>"$TMP/err"; then
+    printf '%-70s FAIL (does not apply)\n' "$p"
+    die "$EXIT_FAIL" "prefix $n: $p does not apply: $(head -n 3 "$TMP/err" | tr '\n' ' ')"
+  fi
+  for rel in "${PATHS[@]}"; do cp "$TMP/pristine/$rel" "$ROOT/$rel"; done
+  if ! "$PY" -c "import $MODULES" 2>"$TMP/err"; then
+    printf '%-70s FAIL (import)\n' "$p"
+    die "$EXIT_FAIL" "prefix $n: import failed: $(tail -n 3 "$TMP/err" | tr '\n' ' ')"
+  fi
+  if [ -n "$RUN" ] && ! bash -c "$RUN" >"$TMP/run.log" 2>&1; then
+    printf '%-70s FAIL (--run)\n' "$p"
+    tail -n 20 "$TMP/run.log" >&2
+    die "$EXIT_FAIL" "prefix $n: '$RUN' failed"
+  fi
+  printf '%-70s ok\n' "$p"
+done
+info "all ${#SERIES[@]} prefixes apply and import${RUN:+, and pass --run}"

@@ -1,0 +1,49 @@
+# shellcheck shell=bash
+# Helpers shared by the scripts in scripts/. Source it after setting PROG (the name
+# messages start with):  PROG=name.sh; . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Exit codes, the same in every script (each --help lists the ones it uses).
+# shellcheck disable=SC2034  # (these and REPO are for the sourcing scripts)
+EXIT_FAIL=1    # the work failed: a patch does not apply, a test failed, bad state
+EXIT_USAGE=2   # bad command line
+EXIT_TOOL=3    # a required tool or interpreter is missing
+EXIT_VERSION=4 # torch (or the checkout) is not the pinned base
+
+# shellcheck disable=SC2034
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# die CODE MESSAGE...: the message on stderr, then exit CODE.
+die() {
+  local code="$1"
+  shift
+  echo "${PROG:-script}: error: $*" >&2
+  exit "$code"
+}
+
+# info MESSAGE...: a progress line on stdout.
+info() { echo "${PROG:-script}: $*"; }
+
+# need_arg OPTION [VALUE...]: fail unless OPTION got a non-empty value.
+need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$EXIT_USAGE" "$1 needs an argument (see --help)"; }
+
+# require_tool NAME [WHY]: fail unless NAME is on PATH.
+require_tool() {
+  command -v "$1" >/dev/null 2>&1 || die "$EXIT_TOOL" "'$1' is required but not on PATH${2:+ ($2)}"
+}
+
+# base_field BASE_FILE NAME: the value of the "NAME value" line of a BASE file.
+base_field() { awk -v k="$2" '$1 == k { print $2; exit }' "$1"; }
+
+# series_of PATCH_DIR: the patch file names of PATCH_DIR/series, one per line.
+series_of() { grep -v -e '^[[:space:]]*$' -e '^#' "$1/series"; }
+
+# torch_dir_of PY: the torch package directory of interpreter PY, without importing
+# torch (fast, and works on a torch that a bad patch left unimportable).
+torch_dir_of() {
+  local py="$1" dir
+  command -v "$py" >/dev/null 2>&1 || [ -x "$py" ] || die "$EXIT_TOOL" "python interpreter '$py' not found"
+  dir="$("$py" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")')" ||
+    die "$EXIT_TOOL" "could not run '$py'"
+  [ -n "$dir" ] || die "$EXIT_VERSION" "'$py' has no torch installed"
+  echo "$dir"
+}
