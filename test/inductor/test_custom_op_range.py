@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import unittest
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -1784,6 +1785,55 @@ KERNEL_CASES = {
 }
 
 
+TRITON_CALL = "triton_poi_fused_scale_act_{}.run("
+CPP_CALL = "cpp_fused_scale_act_{}("
+
+# The host dispatch each kernel case compiles to with dynamic=True: "if B" tests
+# the dispatch size against B, "else" is its other branch, "k<i>" runs kernel i.
+DISPATCH_TREES = {
+    "three_groups": """
+        if 2048
+          if 512
+            k0
+          else
+            k1
+        else
+          k2
+    """,
+    "eight_groups": """
+        if 256
+          if 128
+            if 64
+              k0
+            else
+              k1
+          else
+            if 192
+              k2
+            else
+              k3
+        else
+          if 384
+            if 320
+              k4
+            else
+              k5
+          else
+            if 448
+              k6
+            else
+              k7
+    """,
+    "merged_ranges": """
+        if 2048
+          k0
+        else
+          k1
+    """,
+    "single_winner": "k0",
+}
+
+
 def seed_dispatch(x, weight):
     """The seed's example: raw torch.cond on x.shape[1], nested."""
     return torch.cond(
@@ -1827,6 +1877,34 @@ class KernelTestCase(RangeTestCase):
         with forced_winners(split_points, winners):
             _, codes = run_and_get_code(f, x, torch.randn(64, device=device))
         return f, codes[-1]
+
+    def check_dispatch_tree(self, code: str, tree: str, kernel_call: str) -> None:
+        """FileCheck the host dispatch of ``code`` against ``tree`` (see
+        DISPATCH_TREES): every ``if``/``else`` and kernel call in order, each at its
+        depth, and no other ``if``. ``kernel_call`` formats the call of kernel i."""
+        dispatch = wrapper_dispatch(code)
+        check, ifs = FileCheck(), 0
+        for line in textwrap.dedent(tree).strip().splitlines():
+            token = line.strip()
+            indent = "\n" + "    " * ((len(line) - len(line.lstrip())) // 2 + 1)
+            if token.startswith("if "):
+                ifs += 1
+                check.check(f"{indent}if s27 <= {token[3:]}:")
+            elif token == "else":
+                check.check(f"{indent}else:")
+            else:
+                check.check(indent + kernel_call.format(int(token[1:])))
+        check.run(dispatch)
+        FileCheck().check_count("if ", ifs, exactly=True).run(dispatch)
+
+    def check_kernel_ops(self, code: str, ops: list[str]) -> None:
+        """Kernel i of ``code`` computes ``ops[i]``, and there are no others."""
+        names = kernel_names(code)
+        self.assertEqual(len(names), len(ops))
+        normalized = normalize_triton_code(code)
+        for name, op in zip(names, ops):
+            section = normalized.split(f"kernel {name}:")[1].split("\n\n")[0]
+            self.assertIn(op, section, msg=name)
 
     def boundary_sizes(self, split_points: list[int]) -> list[int]:
         return sorted(
@@ -1991,9 +2069,8 @@ def call(args):
 
     def test_eight_groups(self) -> None:
         code = self.triton_codegen("eight_groups")
-        self.assertEqual(len(kernel_names(code)), 8)
-        for name, op in zip(
-            kernel_names(code),
+        self.check_kernel_ops(
+            code,
             [
                 "tl_math.sin",
                 "tl_math.cos",
@@ -2004,179 +2081,25 @@ def call(args):
                 "-tmp2",
                 "triton_helpers.maximum",
             ],
-        ):
-            section = (
-                normalize_triton_code(code).split(f"kernel {name}:")[1].split("\n\n")[0]
-            )
-            self.assertIn(op, section, msg=name)
-        self.assertExpectedInline(
-            wrapper_dispatch(code),
-            """\
-def call(args):
-    if s27 <= 256:
-        # subgraph: scale_act_true_graph_0
-        if s27 <= 128:
-            # subgraph: true_graph_0
-            if s27 <= 64:
-                # subgraph: true_graph_0
-                triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
-                triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
-                scale_act_true_graph_0_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_true_graph_0_buf0,)
-            else:
-                # subgraph: false_graph_0
-                triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
-                triton_poi_fused_scale_act_1.run(scale_act_true_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
-                scale_act_true_graph_0_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_false_graph_0_buf0,)
-            scale_act_true_graph_0_true_graph_0_buf1 = scale_act_true_graph_0_true_graph_0_buf0[0]
-            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_buf1,)
-        else:
-            # subgraph: false_graph_0
-            if s27 <= 192:
-                # subgraph: true_graph_0
-                triton_poi_fused_scale_act_2_xnumel = s27*s53*s77
-                triton_poi_fused_scale_act_2.run(scale_act_true_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_2_xnumel)
-                scale_act_true_graph_0_false_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_true_graph_0_buf0,)
-            else:
-                # subgraph: false_graph_0
-                triton_poi_fused_scale_act_3_xnumel = s27*s53*s77
-                triton_poi_fused_scale_act_3.run(scale_act_true_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_3_xnumel)
-                scale_act_true_graph_0_false_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_false_graph_0_buf0,)
-            scale_act_true_graph_0_false_graph_0_buf1 = scale_act_true_graph_0_false_graph_0_buf0[0]
-            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_buf1,)
-        scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
-        buf0 = (scale_act_true_graph_0_buf1,)
-    else:
-        # subgraph: scale_act_false_graph_0
-        if s27 <= 384:
-            # subgraph: true_graph_0
-            if s27 <= 320:
-                # subgraph: true_graph_0
-                triton_poi_fused_scale_act_4_xnumel = s27*s53*s77
-                triton_poi_fused_scale_act_4.run(scale_act_false_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_4_xnumel)
-                scale_act_false_graph_0_true_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_true_graph_0_buf0,)
-            else:
-                # subgraph: false_graph_0
-                triton_poi_fused_scale_act_5_xnumel = s27*s53*s77
-                triton_poi_fused_scale_act_5.run(scale_act_false_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_5_xnumel)
-                scale_act_false_graph_0_true_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_false_graph_0_buf0,)
-            scale_act_false_graph_0_true_graph_0_buf1 = scale_act_false_graph_0_true_graph_0_buf0[0]
-            scale_act_false_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_buf1,)
-        else:
-            # subgraph: false_graph_0
-            if s27 <= 448:
-                # subgraph: true_graph_0
-                triton_poi_fused_scale_act_6_xnumel = s27*s53*s77
-                triton_poi_fused_scale_act_6.run(scale_act_false_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, s53, triton_poi_fused_scale_act_6_xnumel)
-                scale_act_false_graph_0_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_true_graph_0_buf0,)
-            else:
-                # subgraph: false_graph_0
-                triton_poi_fused_scale_act_7_xnumel = s27*s53*s77
-                triton_poi_fused_scale_act_7.run(scale_act_false_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, s53, triton_poi_fused_scale_act_7_xnumel)
-                scale_act_false_graph_0_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_false_graph_0_buf0,)
-            scale_act_false_graph_0_false_graph_0_buf1 = scale_act_false_graph_0_false_graph_0_buf0[0]
-            scale_act_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_buf1,)
-        scale_act_false_graph_0_buf1 = scale_act_false_graph_0_buf0[0]
-        buf0 = (scale_act_false_graph_0_buf1,)
-    buf1 = buf0[0]
-    return (buf1, )
-""",
         )
+        self.check_dispatch_tree(code, DISPATCH_TREES["eight_groups"], TRITON_CALL)
 
     def test_merged_ranges_have_no_kernel_of_their_own(self) -> None:
-        self.assertExpectedInline(
-            normalize_triton_code(self.triton_codegen("merged_ranges")),
-            """\
-kernel triton_poi_fused_scale_act_0:
-def triton_poi_fused_scale_act_0(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
-    xoffset = tl.program_id(0) * XBLOCK
-    xindex = xoffset + tl.arange(0, XBLOCK)[:]
-    xmask = xindex < xnumel
-    x2 = xindex
-    x0 = (xindex % ks0)
-    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
-    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
-    tmp2 = tmp0 * tmp1
-    tmp3 = tl_math.sin(tmp2)
-    tl.store(out_ptr0 + (x2), tmp3, xmask)
-
-kernel triton_poi_fused_scale_act_1:
-def triton_poi_fused_scale_act_1(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
-    xoffset = tl.program_id(0) * XBLOCK
-    xindex = xoffset + tl.arange(0, XBLOCK)[:]
-    xmask = xindex < xnumel
-    x2 = xindex
-    x0 = (xindex % ks0)
-    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
-    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
-    tmp2 = tmp0 * tmp1
-    tmp3 = tl.full([1], 0, tl.int32)
-    tmp4 = triton_helpers.maximum(tmp3, tmp2)
-    tl.store(out_ptr0 + (x2), tmp4, xmask)
-
-def call(args):
-    if s27 <= 2048:
-        # subgraph: scale_act_true_graph_0
-        triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
-        triton_poi_fused_scale_act_0.run(scale_act_true_graph_0_arg0_1, scale_act_true_graph_0_arg1_1, scale_act_true_graph_0_buf0, s53, triton_poi_fused_scale_act_0_xnumel)
-        buf0 = (scale_act_true_graph_0_buf0,)
-    else:
-        # subgraph: scale_act_false_graph_0
-        triton_poi_fused_scale_act_1_xnumel = s27*s53*s77
-        triton_poi_fused_scale_act_1.run(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s53, triton_poi_fused_scale_act_1_xnumel)
-        buf0 = (scale_act_false_graph_0_buf0,)
-    buf1 = buf0[0]
-    return (buf1, )
-""",
-        )
+        code = self.triton_codegen("merged_ranges")
+        self.check_kernel_ops(code, ["tl_math.sin", "triton_helpers.maximum"])
+        self.check_dispatch_tree(code, DISPATCH_TREES["merged_ranges"], TRITON_CALL)
 
     def test_single_winner_has_no_branch(self) -> None:
-        self.assertExpectedInline(
-            normalize_triton_code(self.triton_codegen("single_winner")),
-            """\
-kernel triton_poi_fused_scale_act_0:
-def triton_poi_fused_scale_act_0(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
-    xoffset = tl.program_id(0) * XBLOCK
-    xindex = xoffset + tl.arange(0, XBLOCK)[:]
-    xmask = xindex < xnumel
-    x2 = xindex
-    x0 = (xindex % ks0)
-    tmp0 = tl.load(in_ptr0 + (x2), xmask, eviction_policy='evict_last')
-    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
-    tmp2 = tmp0 * tmp1
-    tmp3 = libdevice.tanh(tmp2)
-    tl.store(out_ptr0 + (x2), tmp3, xmask)
-
-def call(args):
-    triton_poi_fused_scale_act_0_xnumel = s27*s53*s77
-    triton_poi_fused_scale_act_0.run(arg3_1, arg4_1, buf0, s53, triton_poi_fused_scale_act_0_xnumel)
-    return (buf0, )
-""",
-        )
+        code = self.triton_codegen("single_winner")
+        self.check_kernel_ops(code, ["libdevice.tanh"])
+        self.check_dispatch_tree(code, DISPATCH_TREES["single_winner"], TRITON_CALL)
 
     def test_dynamic_false_has_no_branch(self) -> None:
+        # x.size(1) is 1000: the middle range's winner alone, its size a constant.
         code = self.triton_codegen("three_groups", dynamic=False, size=1000)
-        self.assertExpectedInline(
-            normalize_triton_code(code),
-            """\
-kernel triton_poi_fused_scale_act_0:
-def triton_poi_fused_scale_act_0(in_ptr0, in_ptr1, out_ptr0, xnumel, XBLOCK : tl.constexpr):
-    xnumel = 128000
-    xoffset = tl.program_id(0) * XBLOCK
-    xindex = xoffset + tl.arange(0, XBLOCK)[:]
-    xmask = xindex < xnumel
-    x2 = xindex
-    x0 = (xindex % 64)
-    tmp0 = tl.load(in_ptr0 + (x2), xmask)
-    tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
-    tmp2 = tmp0 * tmp1
-    tmp3 = libdevice.tanh(tmp2)
-    tl.store(out_ptr0 + (x2), tmp3, xmask)
-
-def call(args):
-    triton_poi_fused_scale_act_0.run(arg0_1, arg1_1, buf0, 128000)
-    return (buf0, )
-""",
-        )
+        self.check_kernel_ops(code, ["libdevice.tanh"])
+        self.check_dispatch_tree(code, "k0", TRITON_CALL)
+        FileCheck().check("xnumel = 128000").run(normalize_triton_code(code))
 
 
 class TestEmittedCpp(KernelTestCase):
@@ -2229,151 +2152,35 @@ def call(args):
     def test_three_groups(self) -> None:
         f, code = self.compiled("three_groups", "cpu")
         self.assertEqual(len(kernel_names(code)), 3)
-        self.assertExpectedInline(
-            wrapper_dispatch(code),
-            """\
-def call(args):
-    if s27 <= 2048:
-        # subgraph: scale_act_true_graph_0
-        if s27 <= 512:
-            # subgraph: true_graph_0
-            cpp_fused_scale_act_0(scale_act_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_buf0, s27, s77, s53)
-            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_buf0,)
-        else:
-            # subgraph: false_graph_0
-            cpp_fused_scale_act_1(scale_act_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_buf0, s27, s77, s53)
-            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_buf0,)
-        scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
-        buf0 = (scale_act_true_graph_0_buf1,)
-    else:
-        # subgraph: scale_act_false_graph_0
-        cpp_fused_scale_act_2(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s27, s77, s53)
-        buf0 = (scale_act_false_graph_0_buf0,)
-    buf1 = buf0[0]
-    return (buf1, )
-""",
-        )
+        self.check_dispatch_tree(code, DISPATCH_TREES["three_groups"], CPP_CALL)
         self.check_values("three_groups", f)
 
     def test_eight_groups(self) -> None:
         f, code = self.compiled("eight_groups", "cpu")
         self.assertEqual(len(kernel_names(code)), 8)
-        self.assertExpectedInline(
-            wrapper_dispatch(code),
-            """\
-def call(args):
-    if s27 <= 256:
-        # subgraph: scale_act_true_graph_0
-        if s27 <= 128:
-            # subgraph: true_graph_0
-            if s27 <= 64:
-                # subgraph: true_graph_0
-                cpp_fused_scale_act_0(scale_act_true_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
-                scale_act_true_graph_0_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_true_graph_0_buf0,)
-            else:
-                # subgraph: false_graph_0
-                cpp_fused_scale_act_1(scale_act_true_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
-                scale_act_true_graph_0_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_false_graph_0_buf0,)
-            scale_act_true_graph_0_true_graph_0_buf1 = scale_act_true_graph_0_true_graph_0_buf0[0]
-            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_true_graph_0_buf1,)
-        else:
-            # subgraph: false_graph_0
-            if s27 <= 192:
-                # subgraph: true_graph_0
-                cpp_fused_scale_act_2(scale_act_true_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
-                scale_act_true_graph_0_false_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_true_graph_0_buf0,)
-            else:
-                # subgraph: false_graph_0
-                cpp_fused_scale_act_3(scale_act_true_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_true_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_true_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
-                scale_act_true_graph_0_false_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_false_graph_0_buf0,)
-            scale_act_true_graph_0_false_graph_0_buf1 = scale_act_true_graph_0_false_graph_0_buf0[0]
-            scale_act_true_graph_0_buf0 = (scale_act_true_graph_0_false_graph_0_buf1,)
-        scale_act_true_graph_0_buf1 = scale_act_true_graph_0_buf0[0]
-        buf0 = (scale_act_true_graph_0_buf1,)
-    else:
-        # subgraph: scale_act_false_graph_0
-        if s27 <= 384:
-            # subgraph: true_graph_0
-            if s27 <= 320:
-                # subgraph: true_graph_0
-                cpp_fused_scale_act_4(scale_act_false_graph_0_true_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_true_graph_0_buf0, s27, s77, s53)
-                scale_act_false_graph_0_true_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_true_graph_0_buf0,)
-            else:
-                # subgraph: false_graph_0
-                cpp_fused_scale_act_5(scale_act_false_graph_0_true_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_true_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_true_graph_0_false_graph_0_buf0, s27, s77, s53)
-                scale_act_false_graph_0_true_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_false_graph_0_buf0,)
-            scale_act_false_graph_0_true_graph_0_buf1 = scale_act_false_graph_0_true_graph_0_buf0[0]
-            scale_act_false_graph_0_buf0 = (scale_act_false_graph_0_true_graph_0_buf1,)
-        else:
-            # subgraph: false_graph_0
-            if s27 <= 448:
-                # subgraph: true_graph_0
-                cpp_fused_scale_act_6(scale_act_false_graph_0_false_graph_0_true_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_true_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_true_graph_0_buf0, s27, s77, s53)
-                scale_act_false_graph_0_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_true_graph_0_buf0,)
-            else:
-                # subgraph: false_graph_0
-                cpp_fused_scale_act_7(scale_act_false_graph_0_false_graph_0_false_graph_0_arg0_1, scale_act_false_graph_0_false_graph_0_false_graph_0_arg1_1, scale_act_false_graph_0_false_graph_0_false_graph_0_buf0, s27, s77, s53)
-                scale_act_false_graph_0_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_false_graph_0_buf0,)
-            scale_act_false_graph_0_false_graph_0_buf1 = scale_act_false_graph_0_false_graph_0_buf0[0]
-            scale_act_false_graph_0_buf0 = (scale_act_false_graph_0_false_graph_0_buf1,)
-        scale_act_false_graph_0_buf1 = scale_act_false_graph_0_buf0[0]
-        buf0 = (scale_act_false_graph_0_buf1,)
-    buf1 = buf0[0]
-    return (buf1, )
-""",
-        )
+        self.check_dispatch_tree(code, DISPATCH_TREES["eight_groups"], CPP_CALL)
         self.check_values("eight_groups", f)
 
     def test_merged_ranges_have_no_kernel_of_their_own(self) -> None:
         f, code = self.compiled("merged_ranges", "cpu")
         self.assertEqual(len(kernel_names(code)), 2)
-        self.assertExpectedInline(
-            wrapper_dispatch(code),
-            """\
-def call(args):
-    if s27 <= 2048:
-        # subgraph: scale_act_true_graph_0
-        cpp_fused_scale_act_0(scale_act_true_graph_0_arg0_1, scale_act_true_graph_0_arg1_1, scale_act_true_graph_0_buf0, s27, s77, s53)
-        buf0 = (scale_act_true_graph_0_buf0,)
-    else:
-        # subgraph: scale_act_false_graph_0
-        cpp_fused_scale_act_1(scale_act_false_graph_0_arg0_1, scale_act_false_graph_0_arg1_1, scale_act_false_graph_0_buf0, s27, s77, s53)
-        buf0 = (scale_act_false_graph_0_buf0,)
-    buf1 = buf0[0]
-    return (buf1, )
-""",
-        )
+        self.check_dispatch_tree(code, DISPATCH_TREES["merged_ranges"], CPP_CALL)
         self.check_values("merged_ranges", f)
 
     def test_single_winner_has_no_branch(self) -> None:
         f, code = self.compiled("single_winner", "cpu")
         self.assertEqual(len(kernel_names(code)), 1)
-        self.assertExpectedInline(
-            wrapper_dispatch(code),
-            """\
-def call(args):
-    cpp_fused_scale_act_0(arg3_1, arg4_1, buf0, s27, s77, s53)
-    return (buf0, )
-""",
-        )
+        self.check_dispatch_tree(code, DISPATCH_TREES["single_winner"], CPP_CALL)
         self.check_values("single_winner", f)
 
     def test_dynamic_false_has_no_branch(self) -> None:
         f, code = self.compiled("three_groups", "cpu", dynamic=False, size=1000)
         self.assertEqual(len(kernel_names(code)), 1)
-        self.assertExpectedInline(
-            wrapper_dispatch(code),
-            """\
-def call(args):
-    cpp_fused_scale_act_0(arg0_1, arg1_1, buf0)
-    return (buf0, )
-""",
-        )
+        self.check_dispatch_tree(code, "k0", CPP_CALL)
         x, weight = torch.randn(2, 1000, 64), torch.randn(64)
         self.assertEqual(f(x, weight), medium_impl(x, weight))
 
 
-@unittest.skipUnless(HAS_CUDA, "needs CUDA")
 class TestEmittedTritonCuda(KernelTestCase):
     """Real CUDA compiles: same kernels as codegen-only, values checked."""
 
