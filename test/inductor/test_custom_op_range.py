@@ -14,6 +14,7 @@ import math
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -2691,7 +2692,7 @@ class TestPatchScripts(TestCase):
     def series(self) -> list[str]:
         return (self.patches / "series").read_text().split()
 
-    def check_series(self) -> subprocess.CompletedProcess:
+    def check_series(self, *args: str) -> subprocess.CompletedProcess:
         """check_series.sh against the synthetic torch tree, through an interpreter
         that finds that tree first; the tree must come back byte for byte."""
         (self.site / "torch/__init__.py").touch()
@@ -2704,7 +2705,7 @@ class TestPatchScripts(TestCase):
         before = self.tree_shas(self.site)
         result = subprocess.run(
             ["bash", str(REPO / "scripts" / "check_series.sh"), "--python", str(python)]
-            + ["--patches", str(self.patches), "--overlay", str(self.overlay)],
+            + ["--patches", str(self.patches), "--overlay", str(self.overlay), *args],
             capture_output=True,
             text=True,
         )
@@ -2719,6 +2720,21 @@ class TestPatchScripts(TestCase):
             [line.split()[-1] for line in result.stdout.splitlines()[:2]], ["ok", "ok"]
         )
         self.assertIn("all 2 prefixes apply and import", result.stdout)
+
+    def test_check_series_runs_the_command_on_each_prefix(self) -> None:
+        # The command sees the prefix installed: after patch 1, alpha's b is 3, so a
+        # probe for patch 2's b = 4 fails there, and the check stops at prefix 1.
+        self.add_patch("torch/alpha.py", "a = 1\nb = 4\n", "[test] Second")
+        probe = (
+            f"import sys; sys.path.insert(0, {str(self.site)!r}); "
+            "import torch.alpha as alpha; sys.exit(alpha.b != 4)"
+        )
+        result = self.check_series("--run", shlex.join([sys.executable, "-c", probe]))
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            [line.split()[-1] for line in result.stdout.splitlines()], ["(--run)"]
+        )
+        self.assertIn("prefix 1: '", result.stderr)
 
     def test_check_series_stops_at_the_first_broken_prefix(self) -> None:
         self.add_patch("torch/alpha.py", "a = (\n", "[test] Break alpha")
