@@ -2182,6 +2182,7 @@ def call(args):
         self.assertEqual(f(x, weight), medium_impl(x, weight))
 
 
+@unittest.skipUnless(HAS_CUDA, "needs CUDA")
 class TestEmittedTritonCuda(KernelTestCase):
     """Real CUDA compiles: same kernels as codegen-only, values checked."""
 
