@@ -287,29 +287,43 @@ def cond_chain(impls: list[Callable], bounds: list[int]) -> Callable:
     return build(0)
 
 
-def interleaved_us(
-    calls: dict[str, Callable[[], Any]], rounds: int, batch: int
+def interleaved_rounds(
+    measure: dict[str, Callable[[], float]], rounds: int, seed: int = 0
 ) -> dict[str, list[float]]:
-    """Per-call wall time (us) of each call, one sample per round and call.
-
-    The calls take turns within every round, in a new random order each round,
-    so that load changes and the position in the round hit them alike; compare
-    them by the per-round differences."""
-    for call in calls.values():
-        for _ in range(20):
-            call()
-    order = random.Random(0)
-    names = list(calls)
-    samples: dict[str, list[float]] = {name: [] for name in calls}
+    """One sample of each ``measure[name]()`` per round, the names taking turns in
+    a new random order every round, so that load changes, clock drift and the
+    position in the round hit them alike."""
+    order = random.Random(seed)
+    names = list(measure)
+    samples: dict[str, list[float]] = {name: [] for name in measure}
     for _ in range(rounds):
         order.shuffle(names)
         for name in names:
-            call = calls[name]
+            samples[name].append(measure[name]())
+    return samples
+
+
+def interleaved_us(
+    calls: dict[str, Callable[[], Any]], rounds: int, batch: int
+) -> dict[str, list[float]]:
+    """Per-call wall time (us) of each call, one sample per round and call, in
+    interleaved rounds; compare them by the per-round differences."""
+    for call in calls.values():
+        for _ in range(20):
+            call()
+
+    def wall_us(call: Callable[[], Any]) -> Callable[[], float]:
+        def measure() -> float:
             start = time.perf_counter_ns()
             for _ in range(batch):
                 call()
-            samples[name].append((time.perf_counter_ns() - start) / batch / 1e3)
-    return samples
+            return (time.perf_counter_ns() - start) / batch / 1e3
+
+        return measure
+
+    return interleaved_rounds(
+        {name: wall_us(call) for name, call in calls.items()}, rounds
+    )
 
 
 def median_difference(a: list[float], b: list[float]) -> float:

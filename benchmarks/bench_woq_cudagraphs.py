@@ -31,7 +31,6 @@ import argparse
 import functools
 import json
 import math
-import random
 import statistics
 import sys
 from collections.abc import Callable
@@ -42,9 +41,9 @@ import torch._inductor.config as inductor_config
 import triton
 import triton.language as tl
 
-# The op itself (bench::woq_linear) is the CPU benchmark's; this script brings GPU
-# impls for it.
-from bench_range_dispatch import woq_linear
+# The op itself (bench::woq_linear) and the interleaved timing are the CPU
+# benchmark's; this script brings GPU impls for the op.
+from bench_range_dispatch import interleaved_rounds, woq_linear
 from torch._dynamo.utils import counters
 from torch._inductor.kernel.custom_op import (
     CustomOpConfig,
@@ -162,24 +161,18 @@ def capture(fn: Callable[[], Any], calls: int) -> torch.cuda.CUDAGraph:
 
 
 def replay_us(
-    graphs: dict[str, torch.cuda.CUDAGraph], calls: int, rounds: int, seed: int = 0
+    graphs: dict[str, torch.cuda.CUDAGraph], calls: int, rounds: int
 ) -> dict[str, float]:
-    """GPU time per call of each graph, median over ROUNDS rounds.
+    """GPU time per call of each graph, median over ROUNDS interleaved rounds.
 
-    In every round the graphs take turns in a new random order (so clock and
-    thermal drift hit them alike), and each is replayed once untimed right
-    before its timed replay: timed, it starts from its own steady state, not the
-    cache state the previous graph left. (Without that warm replay, a graph that
-    followed the dequantize graph, which writes 32 MiB, measured about 2% slower
-    on an H100.)
+    Each graph is replayed once untimed right before its timed replay: timed, it
+    starts from its own steady state, not the cache state the previous graph
+    left. (Without that warm replay, a graph that followed the dequantize graph,
+    which writes 32 MiB, measured about 3% slower on an H100.)
     """
-    order = random.Random(seed)
-    names = list(graphs)
-    samples: dict[str, list[float]] = {name: [] for name in graphs}
-    for _ in range(rounds):
-        order.shuffle(names)
-        for name in names:
-            graph = graphs[name]
+
+    def replay_time(graph: torch.cuda.CUDAGraph) -> Callable[[], float]:
+        def measure() -> float:
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
             graph.replay()
@@ -187,7 +180,13 @@ def replay_us(
             graph.replay()
             end.record()
             end.synchronize()
-            samples[name].append(start.elapsed_time(end) * 1e3 / calls)
+            return start.elapsed_time(end) * 1e3 / calls
+
+        return measure
+
+    samples = interleaved_rounds(
+        {name: replay_time(graph) for name, graph in graphs.items()}, rounds
+    )
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
