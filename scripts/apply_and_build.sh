@@ -66,35 +66,35 @@ while [ $# -gt 0 ]; do
     --venv) need_arg "$@"; VENV="$2"; shift ;;
     --patches) need_arg "$@"; PATCHES="$2"; shift ;;
     --overlay) need_arg "$@"; OVERLAY="$2"; shift ;;
-    *) die $EXIT_USAGE "unknown argument '$1' (see --help)" ;;
+    *) die "$EXIT_USAGE" "unknown argument '$1' (see --help)" ;;
   esac
   shift
 done
 
 if [ "$BUILD" = 1 ] && [ "$TARGET" != source ]; then
-  die $EXIT_USAGE "--build needs --source DIR"
+  die "$EXIT_USAGE" "--build needs --source DIR"
 fi
 if [ "$DRY_RUN" = 1 ] && [ "$BUILD" = 0 ]; then
-  die $EXIT_USAGE "--dry-run only goes with --build"
+  die "$EXIT_USAGE" "--dry-run only goes with --build"
 fi
 
 # ---------------------------------------------------------------- BASE and series
 BASE_FILE="$PATCHES/BASE"
-[ -f "$BASE_FILE" ] || die $EXIT_FAIL "missing $BASE_FILE"
-[ -f "$PATCHES/series" ] || die $EXIT_FAIL "missing $PATCHES/series"
+[ -f "$BASE_FILE" ] || die "$EXIT_FAIL" "missing $BASE_FILE"
+[ -f "$PATCHES/series" ] || die "$EXIT_FAIL" "missing $PATCHES/series"
 
 BASE_VERSION="$(base_field "$BASE_FILE" version)"
 BASE_COMMIT="$(base_field "$BASE_FILE" commit)"
-[ -n "$BASE_VERSION" ] && [ -n "$BASE_COMMIT" ] || die $EXIT_FAIL "$BASE_FILE lacks a version or commit line"
+[ -n "$BASE_VERSION" ] && [ -n "$BASE_COMMIT" ] || die "$EXIT_FAIL" "$BASE_FILE lacks a version or commit line"
 
 # Upstream files the series touches, with their pristine sha256.
 mapfile -t BASE_PATHS < <(awk '$1 == "sha256" { print $3 }' "$BASE_FILE")
 mapfile -t BASE_SHAS < <(awk '$1 == "sha256" { print $2 }' "$BASE_FILE")
-[ "${#BASE_PATHS[@]}" -gt 0 ] || die $EXIT_FAIL "$BASE_FILE lists no files"
+[ "${#BASE_PATHS[@]}" -gt 0 ] || die "$EXIT_FAIL" "$BASE_FILE lists no files"
 
 mapfile -t SERIES < <(series_of "$PATCHES")
 for p in "${SERIES[@]}"; do
-  [ -f "$PATCHES/$p" ] || die $EXIT_FAIL "patches/series lists '$p' but $PATCHES/$p does not exist"
+  [ -f "$PATCHES/$p" ] || die "$EXIT_FAIL" "patches/series lists '$p' but $PATCHES/$p does not exist"
 done
 
 OVERLAY_FILES=()
@@ -106,15 +106,16 @@ fi
 require_tool sha256sum "coreutils"
 require_tool git "the series is applied with git apply / git am"
 
-# git_apply DIR PATCHFILE... [-R]: git apply the patches, in order, inside DIR. All or
-# nothing: git writes no file unless every patch applies. (The series is applied to a
-# staging copy rather than checked in place with --check: git apply --check does not
-# chain patches that touch the same file.)
+# git_apply DIR PATCHFILE... [-R]: git apply the torch/ part of the patches, in order,
+# inside DIR (their test/ files are not part of an installed torch: run_tests.sh
+# materializes them). All or nothing: git writes no file unless every patch applies.
+# (The series is applied to a staging copy rather than checked in place with --check:
+# git apply --check does not chain patches that touch the same file.)
 git_apply() {
   local dir="$1"
   shift
   # The ceiling keeps git from treating an enclosing repository as the target.
-  (cd "$dir" && GIT_CEILING_DIRECTORIES="$(dirname "$dir")" git apply --whitespace=nowarn "$@")
+  (cd "$dir" && GIT_CEILING_DIRECTORIES="$(dirname "$dir")" git apply --include='torch/*' --whitespace=nowarn "$@")
 }
 
 sha_of() { sha256sum "$1" | awk '{ print $1 }'; }
@@ -129,7 +130,7 @@ new_tmp() { mktemp -d -p "$TMP_ROOT"; }
 copy_touched() {
   local from="$1" to="$2" rel
   for rel in "${BASE_PATHS[@]}"; do
-    [ -f "$from/$rel" ] || die $EXIT_FAIL "$from/$rel does not exist (listed in BASE)"
+    [ -f "$from/$rel" ] || die "$EXIT_FAIL" "$from/$rel does not exist (listed in BASE)"
     mkdir -p "$to/$(dirname "$rel")"
     cp "$from/$rel" "$to/$rel"
   done
@@ -155,7 +156,7 @@ stage_forward() {
   # One patch at a time, so that the error names the patch that does not apply.
   for p in "${SERIES[@]}"; do
     git_apply "$stage" "$PATCHES/$p" 2>"$TMP_ROOT/apply.err" ||
-      die $EXIT_FAIL "patch $p does not apply: $(head -n 3 "$TMP_ROOT/apply.err" | tr '\n' ' ')"
+      die "$EXIT_FAIL" "patch $p does not apply: $(head -n 3 "$TMP_ROOT/apply.err" | tr '\n' ' ')"
   done
   for rel in "${OVERLAY_FILES[@]}"; do
     mkdir -p "$stage/$(dirname "$rel")"
@@ -214,7 +215,7 @@ tree_state() {
 }
 
 mismatch_error() {
-  die $EXIT_FAIL "$1/$2 matches neither the base ($BASE_VERSION) nor the patched state; reinstall torch==$BASE_VERSION or revert your local edits"
+  die "$EXIT_FAIL" "$1/$2 matches neither the base ($BASE_VERSION) nor the patched state; reinstall torch==$BASE_VERSION or revert your local edits"
 }
 
 # install_tree STAGE ROOT REL...: copy files from STAGE into ROOT, each by an atomic rename.
@@ -232,22 +233,22 @@ install_tree() {
 # check_torch_version TORCH_DIR: the installed torch must be the pinned base.
 check_torch_version() {
   local vfile="$1/version.py" version commit
-  [ -f "$vfile" ] || die $EXIT_VERSION "$1 is not a torch package (no version.py)"
+  [ -f "$vfile" ] || die "$EXIT_VERSION" "$1 is not a torch package (no version.py)"
   version="$(sed -n "s/^__version__ = '\(.*\)'\$/\1/p" "$vfile")"
   commit="$(sed -n "s/^git_version = '\(.*\)'\$/\1/p" "$vfile")"
   case "$version" in
     "$BASE_VERSION" | "$BASE_VERSION"+*) ;;
-    *) die $EXIT_VERSION "torch at $1 is version '${version:-unknown}', the series needs $BASE_VERSION" ;;
+    *) die "$EXIT_VERSION" "torch at $1 is version '${version:-unknown}', the series needs $BASE_VERSION" ;;
   esac
   [ "$commit" = "$BASE_COMMIT" ] ||
-    die $EXIT_VERSION "torch at $1 was built from commit '${commit:-unknown}', the series needs $BASE_COMMIT"
+    die "$EXIT_VERSION" "torch at $1 was built from commit '${commit:-unknown}', the series needs $BASE_COMMIT"
 }
 
 make_venv() {
   require_tool python3 "needed to create $VENV"
   if [ ! -x "$VENV/bin/python" ]; then
     info "creating $VENV"
-    python3 -m venv "$VENV" || die $EXIT_TOOL "python3 -m venv failed (is the venv module installed?)"
+    python3 -m venv "$VENV" || die "$EXIT_TOOL" "python3 -m venv failed (is the venv module installed?)"
   fi
   PY="$VENV/bin/python"
   local have
@@ -258,10 +259,10 @@ except m.PackageNotFoundError: print("")')"
     info "pip install torch==$BASE_VERSION and the test dependencies (takes a few minutes)"
     "$PY" -m pip install --quiet --disable-pip-version-check \
       "torch==$BASE_VERSION" -r "$REPO/requirements-test.txt" ||
-      die $EXIT_TOOL "pip install failed"
+      die "$EXIT_TOOL" "pip install failed"
   else
     "$PY" -m pip install --quiet --disable-pip-version-check -r "$REPO/requirements-test.txt" ||
-      die $EXIT_TOOL "pip install of the test dependencies failed"
+      die "$EXIT_TOOL" "pip install of the test dependencies failed"
   fi
 }
 
@@ -271,7 +272,7 @@ wheel_main() {
     venv) if [ "$MODE" = apply ]; then make_venv; else PY="$VENV/bin/python"; fi
           torch_dir="$(torch_dir_of "$PY")" ;;
     python) torch_dir="$(torch_dir_of "$PY")" ;;
-    torchdir) [ -d "$TORCH_DIR" ] || die $EXIT_USAGE "--torch-dir $TORCH_DIR is not a directory"
+    torchdir) [ -d "$TORCH_DIR" ] || die "$EXIT_USAGE" "--torch-dir $TORCH_DIR is not a directory"
               torch_dir="$(cd "$TORCH_DIR" && pwd)" ;;
   esac
   check_torch_version "$torch_dir"
@@ -287,7 +288,7 @@ wheel_main() {
     apply:pristine)
       stage="$(stage_forward "$root")"
       install_tree "$stage" "$root" "${BASE_PATHS[@]}" "${OVERLAY_FILES[@]}"
-      [ "$(tree_state "$root")" = applied ] || die $EXIT_FAIL "applied, but the result does not verify"
+      [ "$(tree_state "$root")" = applied ] || die "$EXIT_FAIL" "applied, but the result does not verify"
       info "applied to $torch_dir:"
       printf '  patch   %s\n' "${SERIES[@]}"
       [ "${#OVERLAY_FILES[@]}" -eq 0 ] || printf '  overlay %s\n' "${OVERLAY_FILES[@]}" ;;
@@ -297,7 +298,7 @@ wheel_main() {
       install_tree "$stage" "$root" "${BASE_PATHS[@]}"
       local rel
       for rel in "${OVERLAY_FILES[@]}"; do rm -f "$root/$rel"; done
-      [ -z "$(first_base_mismatch "$root")" ] || die $EXIT_FAIL "reverted, but a file does not match BASE"
+      [ -z "$(first_base_mismatch "$root")" ] || die "$EXIT_FAIL" "reverted, but a file does not match BASE"
       info "reverted $torch_dir; ${#BASE_PATHS[@]} files match the sha256 in BASE" ;;
   esac
   if [ "$MODE" = apply ] && [ "$DEMO" = 1 ]; then
@@ -316,10 +317,10 @@ patch_subject() {
 }
 
 source_main() {
-  [ -d "$SOURCE_DIR" ] || die $EXIT_USAGE "--source $SOURCE_DIR is not a directory"
+  [ -d "$SOURCE_DIR" ] || die "$EXIT_USAGE" "--source $SOURCE_DIR is not a directory"
   local src head subjects applied=0 p n
   src="$(cd "$SOURCE_DIR" && pwd)"
-  git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1 || die $EXIT_USAGE "$src is not a git checkout"
+  git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1 || die "$EXIT_USAGE" "$src is not a git checkout"
   head="$(git -C "$src" rev-parse HEAD)"
   n="${#SERIES[@]}"
   [ -z "${OVERLAY_FILES[*]}" ] || n=$((n + 1))
@@ -334,12 +335,12 @@ source_main() {
     [ "$subjects"$'\n' = "$expected" ] && applied=1
   fi
   if [ -n "$(git -C "$src" status --porcelain --untracked-files=no)" ]; then
-    die $EXIT_FAIL "$src has uncommitted changes; commit or stash them first"
+    die "$EXIT_FAIL" "$src has uncommitted changes; commit or stash them first"
   fi
   if [ "$applied" = 1 ]; then
     info "the series is already applied to $src (HEAD~$n is the base); nothing changed"
   elif [ "$head" != "$BASE_COMMIT" ]; then
-    die $EXIT_VERSION "$src is at $head, the series needs the base commit $BASE_COMMIT (git checkout $BASE_COMMIT)"
+    die "$EXIT_VERSION" "$src is at $head, the series needs the base commit $BASE_COMMIT (git checkout $BASE_COMMIT)"
   else
     local bad
     bad="$(first_base_mismatch "$src")"
@@ -377,7 +378,7 @@ source_apply() {
   if ! git -C "$src" "${GIT_ID[@]}" am --quiet --keep-non-patch "${abs[@]}" 2>"$TMP_ROOT/am.err"; then
     git -C "$src" am --abort >/dev/null 2>&1 || true
     git -C "$src" reset --quiet --hard "$BASE_COMMIT"
-    die $EXIT_FAIL "git am failed, $src reset to the base: $(head -n 3 "$TMP_ROOT/am.err" | tr '\n' ' ')"
+    die "$EXIT_FAIL" "git am failed, $src reset to the base: $(head -n 3 "$TMP_ROOT/am.err" | tr '\n' ' ')"
   fi
   info "applied to $src with git am:"
   git -C "$src" log --format='  %h %s' "$BASE_COMMIT..HEAD"

@@ -9,12 +9,14 @@ PROG="check_series.sh"
 
 usage() {
   cat <<EOF
-Usage: scripts/$PROG [--python PY] [--patches DIR] [--overlay DIR] [--run CMD]
+Usage: scripts/$PROG [--python PY] [--patches DIR] [--overlay DIR] [--tests] [--run CMD]
 
 For each prefix 0001..000k of DIR/series (default: patches/), in order: apply it
 with git apply to the pristine base files (the upstream files patches/BASE lists,
 sha256-checked), install the result into the torch of PY (default: .venv), and
-import every module the series touches. With --run, CMD then runs through
+import every module the series touches. With --tests, the test files the prefix
+has created or changed so far (its test/ part, applied to an empty tree) then run
+with pytest: every prefix passes its own tests. With --run, CMD then runs through
 "bash -c" at every prefix (e.g. --run 'scripts/run_tests.sh -k TestValidation').
 Prints one line per patch and stops at the first prefix that fails. The torch's
 files are restored byte for byte at the end, whatever happens. (The torch's overlay
@@ -29,6 +31,7 @@ PY="$REPO/.venv/bin/python"
 PATCHES="$REPO/patches"
 OVERLAY="$REPO/torch_overlay"
 RUN=""
+TESTS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
     --patches) need_arg "$@"; PATCHES="$(cd "$2" && pwd)"; shift ;;
     --overlay) need_arg "$@"; OVERLAY="$(cd "$2" && pwd)"; shift ;;
     --run) need_arg "$@"; RUN="$2"; shift ;;
+    --tests) TESTS=1 ;;
     *) die "$EXIT_USAGE" "unknown argument '$1' (see --help)" ;;
   esac
   shift
@@ -73,10 +77,13 @@ cp -r "$TMP/saved/torch" "$TMP/pristine/"
   die "$EXIT_FAIL" "the torch of $PY is neither pristine $(base_field "$PATCHES/BASE" version) nor patched with this series"
 # Its own repository, so that git apply never resolves paths against an enclosing one.
 git -C "$TMP/pristine" init --quiet
+# The series' test files, as of each prefix.
+mkdir -p "$TMP/tests"
+git -C "$TMP/tests" init --quiet
 n=0
 for p in "${SERIES[@]}"; do
   n=$((n + 1))
-  if ! (cd "$TMP/pristine" && git apply --whitespace=nowarn "$PATCHES/$p") 2>"$TMP/err"; then
+  if ! (cd "$TMP/pristine" && git apply --include='torch/*' --whitespace=nowarn "$PATCHES/$p") 2>"$TMP/err"; then
     printf '%-70s FAIL (does not apply)\n' "$p"
     die "$EXIT_FAIL" "prefix $n: $p does not apply: $(head -n 3 "$TMP/err" | tr '\n' ' ')"
   fi
@@ -85,11 +92,25 @@ for p in "${SERIES[@]}"; do
     printf '%-70s FAIL (import)\n' "$p"
     die "$EXIT_FAIL" "prefix $n: import failed: $(tail -n 3 "$TMP/err" | tr '\n' ' ')"
   fi
+  (cd "$TMP/tests" && git apply --include='test/*' --whitespace=nowarn "$PATCHES/$p")
+  summary=""
+  if [ "$TESTS" = 1 ]; then
+    mapfile -t test_files < <(cd "$TMP/tests" && find test -name 'test_*.py' | LC_ALL=C sort)
+    if [ "${#test_files[@]}" -gt 0 ]; then
+      if ! (cd "$TMP/tests" && "$PY" -m pytest -q -p no:cacheprovider -rfE "${test_files[@]}") >"$TMP/tests.log" 2>&1; then
+        printf '%-70s FAIL (tests)\n' "$p"
+        grep -E '^(FAILED|ERROR) ' "$TMP/tests.log" >&2 || tail -n 20 "$TMP/tests.log" >&2
+        die "$EXIT_FAIL" "prefix $n: its tests fail: $(tail -n 1 "$TMP/tests.log")"
+      fi
+      summary=" ($(tail -n 1 "$TMP/tests.log" | tr -d '=' | sed -e 's/^ *//' -e 's/ *$//'))"
+    fi
+  fi
   if [ -n "$RUN" ] && ! bash -c "$RUN" >"$TMP/run.log" 2>&1; then
     printf '%-70s FAIL (--run)\n' "$p"
     tail -n 20 "$TMP/run.log" >&2
     die "$EXIT_FAIL" "prefix $n: '$RUN' failed"
   fi
-  printf '%-70s ok\n' "$p"
+  printf '%-70s ok%s\n' "$p" "$summary"
 done
-info "all ${#SERIES[@]} prefixes apply and import${RUN:+, and pass --run}"
+[ "$TESTS" = 1 ] && what=", and pass their tests" || what=""
+info "all ${#SERIES[@]} prefixes apply and import$what${RUN:+, and pass --run}"
