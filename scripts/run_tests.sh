@@ -17,7 +17,7 @@ case "${1:-}" in
     echo "Writes the test files of patches/series (their test/ part, applied in order)"
     echo "to build/series-tests/, then runs them, test/inductor/test_custom_op_range.py"
     echo "and test/scripts/ with pytest against the torch of PYTHON (default:"
-    echo ".venv/bin/python)."
+    echo ".venv/bin/python), on TEST_JOBS (default 2) workers when pytest-xdist is installed."
     exit 0 ;;
 esac
 [ -x "$PY" ] || command -v "$PY" >/dev/null 2>&1 ||
@@ -34,6 +34,11 @@ while IFS= read -r p; do
 done < <(series_of "$REPO/patches")
 mapfile -t series_tests < <(cd "$SERIES_TESTS" && find test -name 'test_*.py' | LC_ALL=C sort | sed "s|^|$SERIES_TESTS/|")
 
+# Two workers where pytest-xdist is installed (requirements-test.txt; the GPU
+# machine has none): the tests are independent, each compiles on its own.
+parallel=()
+"$PY" -c "import xdist" 2>/dev/null && parallel=(-n "${TEST_JOBS:-2}")
+
 cd "$REPO"
-exec "$PY" -m pytest -q -p no:cacheprovider -rfEs "$@" \
+exec "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" "$@" \
   "${series_tests[@]}" test/inductor/test_custom_op_range.py test/scripts
