@@ -95,9 +95,14 @@ for p in "${SERIES[@]}"; do
   (cd "$TMP/tests" && git apply --include='test/*' --whitespace=nowarn "$PATCHES/$p")
   summary=""
   if [ "$TESTS" = 1 ]; then
+    parallel=() # as in run_tests.sh
+    if "$PY" -c "import xdist" 2>/dev/null; then
+      parallel=(-n "${TEST_JOBS:-2}")
+      export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+    fi
     mapfile -t test_files < <(cd "$TMP/tests" && find test -name 'test_*.py' | LC_ALL=C sort)
     if [ "${#test_files[@]}" -gt 0 ]; then
-      if ! (cd "$TMP/tests" && "$PY" -m pytest -q -p no:cacheprovider -rfE "${test_files[@]}") >"$TMP/tests.log" 2>&1; then
+      if ! (cd "$TMP/tests" && "$PY" -m pytest -q -p no:cacheprovider -rfE "${parallel[@]}" "${test_files[@]}") >"$TMP/tests.log" 2>&1; then
         printf '%-70s FAIL (tests)\n' "$p"
         grep -E '^(FAILED|ERROR) ' "$TMP/tests.log" >&2 || tail -n 20 "$TMP/tests.log" >&2
         die "$EXIT_FAIL" "prefix $n: its tests fail: $(tail -n 1 "$TMP/tests.log")"

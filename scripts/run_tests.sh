@@ -35,9 +35,14 @@ done < <(series_of "$REPO/patches")
 mapfile -t series_tests < <(cd "$SERIES_TESTS" && find test -name 'test_*.py' | LC_ALL=C sort | sed "s|^|$SERIES_TESTS/|")
 
 # Two workers where pytest-xdist is installed (requirements-test.txt; the GPU
-# machine has none): the tests are independent, each compiles on its own.
+# machine has none): the tests are independent, each compiles on its own. One
+# intra-op thread each, so that two workers do not oversubscribe the cores (OpenMP
+# threads spinning against each other slow a kernel down many times over).
 parallel=()
-"$PY" -c "import xdist" 2>/dev/null && parallel=(-n "${TEST_JOBS:-2}")
+if "$PY" -c "import xdist" 2>/dev/null; then
+  parallel=(-n "${TEST_JOBS:-2}")
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+fi
 
 cd "$REPO"
 exec "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" "$@" \
