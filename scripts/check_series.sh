@@ -9,14 +9,15 @@ PROG="check_series.sh"
 
 usage() {
   cat <<EOF
-Usage: scripts/$PROG [--python PY] [--patches DIR] [--overlay DIR] [--tests] [--run CMD]
+Usage: scripts/$PROG [--python PY] [--patches DIR] [--overlay DIR] [--tests [--from K]] [--run CMD]
 
 For each prefix 0001..000k of DIR/series (default: patches/), in order: apply it
 with git apply to the pristine base files (the upstream files patches/BASE lists,
 sha256-checked), install the result into the torch of PY (default: .venv), and
 import every module the series touches. With --tests, the test files the prefix
 has created or changed so far (its test/ part, applied to an empty tree) then run
-with pytest: every prefix passes its own tests. With --run, CMD then runs through
+with pytest: every prefix passes its own tests (--from K: only from prefix K on,
+the earlier ones still applied and imported). With --run, CMD then runs through
 "bash -c" at every prefix (e.g. --run 'scripts/run_tests.sh -k TestValidation').
 Prints one line per patch and stops at the first prefix that fails. The torch's
 files are restored byte for byte at the end, whatever happens. (The torch's overlay
@@ -32,6 +33,7 @@ PATCHES="$REPO/patches"
 OVERLAY="$REPO/torch_overlay"
 RUN=""
 TESTS=0
+FROM=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
@@ -40,6 +42,7 @@ while [ $# -gt 0 ]; do
     --overlay) need_arg "$@"; OVERLAY="$(cd "$2" && pwd)"; shift ;;
     --run) need_arg "$@"; RUN="$2"; shift ;;
     --tests) TESTS=1 ;;
+    --from) need_arg "$@"; FROM="$2"; shift ;;
     *) die "$EXIT_USAGE" "unknown argument '$1' (see --help)" ;;
   esac
   shift
@@ -94,7 +97,7 @@ for p in "${SERIES[@]}"; do
   fi
   (cd "$TMP/tests" && git apply --include='test/*' --whitespace=nowarn "$PATCHES/$p")
   summary=""
-  if [ "$TESTS" = 1 ]; then
+  if [ "$TESTS" = 1 ] && [ "$n" -ge "$FROM" ]; then
     parallel=() # as in run_tests.sh
     if "$PY" -c "import xdist" 2>/dev/null; then
       parallel=(-n "${TEST_JOBS:-2}")
