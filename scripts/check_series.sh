@@ -80,6 +80,7 @@ cp -r "$TMP/saved/torch" "$TMP/pristine/"
   die "$EXIT_FAIL" "the torch of $PY is neither pristine $(base_field "$PATCHES/BASE" version) nor patched with this series"
 # Its own repository, so that git apply never resolves paths against an enclosing one.
 git -C "$TMP/pristine" init --quiet
+[ "$TESTS" = 0 ] || pytest_workers "$PY"
 # The series' test files, as of each prefix.
 mkdir -p "$TMP/tests"
 git -C "$TMP/tests" init --quiet
@@ -95,17 +96,12 @@ for p in "${SERIES[@]}"; do
     printf '%-70s FAIL (import)\n' "$p"
     die "$EXIT_FAIL" "prefix $n: import failed: $(tail -n 3 "$TMP/err" | tr '\n' ' ')"
   fi
-  (cd "$TMP/tests" && git apply --include='test/*' --whitespace=nowarn "$PATCHES/$p")
+  apply_test_part "$TMP/tests" "$PATCHES/$p"
   summary=""
   if [ "$TESTS" = 1 ] && [ "$n" -ge "$FROM" ]; then
-    parallel=() # as in run_tests.sh
-    if "$PY" -c "import xdist" 2>/dev/null; then
-      parallel=(-n "${TEST_JOBS:-2}")
-      export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-    fi
     mapfile -t test_files < <(cd "$TMP/tests" && find test -name 'test_*.py' | LC_ALL=C sort)
     if [ "${#test_files[@]}" -gt 0 ]; then
-      if ! (cd "$TMP/tests" && "$PY" -m pytest -q -p no:cacheprovider -rfE "${parallel[@]}" "${test_files[@]}") >"$TMP/tests.log" 2>&1; then
+      if ! (cd "$TMP/tests" && "$PY" -m pytest -q -p no:cacheprovider -rfE "${PYTEST_WORKERS[@]}" "${test_files[@]}") >"$TMP/tests.log" 2>&1; then
         printf '%-70s FAIL (tests)\n' "$p"
         grep -E '^(FAILED|ERROR) ' "$TMP/tests.log" >&2 || tail -n 20 "$TMP/tests.log" >&2
         die "$EXIT_FAIL" "prefix $n: its tests fail: $(tail -n 1 "$TMP/tests.log")"

@@ -47,3 +47,21 @@ torch_dir_of() {
   [ -n "$dir" ] || die "$EXIT_VERSION" "'$py' has no torch installed"
   echo "$dir"
 }
+
+# apply_test_part DIR PATCHFILE: git apply the test/ part of a patch inside DIR (a
+# git repository of the series' test files as of the patches applied so far).
+apply_test_part() {
+  (cd "$1" && git apply --include='test/*' --whitespace=nowarn "$2")
+}
+
+# pytest_workers PY: set PYTEST_WORKERS to pytest-xdist's "-n N" where PY has xdist
+# (requirements-test.txt; the GPU machine has none), else to nothing. Each worker
+# gets one OpenMP thread: two workers' threads spinning against each other on two
+# cores slow a kernel down many times over, which real benchmarks would see.
+pytest_workers() {
+  PYTEST_WORKERS=()
+  if "$1" -c "import xdist" 2>/dev/null; then
+    PYTEST_WORKERS=(-n "${TEST_JOBS:-2}")
+    export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+  fi
+}

@@ -29,21 +29,13 @@ rm -rf "$SERIES_TESTS"
 mkdir -p "$SERIES_TESTS"
 git -C "$SERIES_TESTS" init --quiet
 while IFS= read -r p; do
-  (cd "$SERIES_TESTS" && git apply --include='test/*' --whitespace=nowarn "$REPO/patches/$p") ||
+  apply_test_part "$SERIES_TESTS" "$REPO/patches/$p" ||
     die "$EXIT_FAIL" "the test files of $p do not apply"
 done < <(series_of "$REPO/patches")
 mapfile -t series_tests < <(cd "$SERIES_TESTS" && find test -name 'test_*.py' | LC_ALL=C sort | sed "s|^|$SERIES_TESTS/|")
 
-# Two workers where pytest-xdist is installed (requirements-test.txt; the GPU
-# machine has none): the tests are independent, each compiles on its own. One
-# intra-op thread each, so that two workers do not oversubscribe the cores (OpenMP
-# threads spinning against each other slow a kernel down many times over).
-parallel=()
-if "$PY" -c "import xdist" 2>/dev/null; then
-  parallel=(-n "${TEST_JOBS:-2}")
-  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-fi
+pytest_workers "$PY"
 
 cd "$REPO"
-exec "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" "$@" \
+exec "$PY" -m pytest -q -p no:cacheprovider -rfEs "${PYTEST_WORKERS[@]}" "$@" \
   "${series_tests[@]}" test/inductor/test_custom_op_range.py test/scripts
