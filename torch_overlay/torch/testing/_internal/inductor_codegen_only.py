@@ -167,14 +167,14 @@ _WRAPPER_HEAD = re.compile(r"^( *)def (\w+)\((?:self, )?args\):$")
 _DROPPED_WRAPPER_LINE = re.compile(
     r"""^(
         .*\ =\ args | args\.clear\(\) | del\ .* | pass |
-        assert_size_stride\(.* | assert_alignment\(.* |
+        assert_size_stride(_grouped)?\(.* | assert_alignment\(.* |
         \w+_size\ =\ \w+\.size\(\) | \w+_stride\ =\ \w+\.stride\(\) |
         s\d+\ =\ \w+(_(size|stride)\[\d+\])? |
         \w+_arg\d+_1\ =\ \w+ |
         \w+\ =\ empty_strided_\w+\(.* | \w+\ =\ \[None\]\ \*\ \d+ |
         \w+_args\ =\ \[.*\] |
         with\ torch\.\w+\._DeviceGuard\(.* | torch\.\w+\.set_device\(.* |
-        stream\w+\ =\ get_raw_stream\(.* |
+        (raw_)?stream\w+\ =\ get_raw_stream\(.* |
         \#(?!\ subgraph:).*
     )$""",
     re.VERBOSE,
@@ -220,7 +220,7 @@ def _wrapper_sections(code: str) -> list[str]:
             stripped = line.strip()
             if not stripped or _DROPPED_WRAPPER_LINE.match(stripped):
                 continue
-            stripped = re.sub(r",\s*stream=stream\w+", "", stripped)
+            stripped = re.sub(r",\s*stream=(raw_)?stream\w+", "", stripped)
             kept.append((len(line) - len(line.lstrip()), stripped))
         sections.append(f"def {name}(args):\n" + "\n".join(_reindent(kept)))
     return sections
