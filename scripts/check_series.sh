@@ -47,6 +47,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+case "$FROM" in
+  '' | *[!0-9]*) die "$EXIT_USAGE" "--from takes a prefix number (1, 2, ...), got '$FROM'" ;;
+esac
 require_tool git
 [ -f "$PATCHES/BASE" ] && [ -f "$PATCHES/series" ] || die "$EXIT_USAGE" "$PATCHES has no BASE or series"
 
