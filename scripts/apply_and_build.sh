@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Apply the custom-op range-dispatch patch series (patches/series + torch_overlay/)
-# to PyTorch 2.11.0: an installed wheel (default: a fresh .venv) or a source checkout.
+# Apply the custom-op range-dispatch patch series (patches/v<version>/ + torch_overlay/)
+# to the PyTorch release it was made for: an installed wheel (default: a fresh .venv
+# with the primary series' torch) or a source checkout. One series per supported
+# base; the one that matches the target's torch is picked.
 set -euo pipefail
 
 PROG="apply_and_build.sh"
@@ -11,13 +13,16 @@ usage() {
   cat <<EOF
 Usage: scripts/$PROG [MODE] [OPTIONS]
 
-Applies the patch series in patches/ (and the whole files in torch_overlay/) to
-PyTorch $(awk '$1 == "version" { print $2 }' "$REPO/patches/BASE" 2>/dev/null).
+Applies the patch series for the target's PyTorch (and the whole files in
+torch_overlay/). Supported: $(supported_bases). The first is the primary series.
 
-Target (default: create .venv, pip install torch + test deps, patch its torch):
-  --python PY       patch the torch of an existing interpreter (no venv, no pip)
-  --torch-dir DIR   patch the torch package directory DIR directly
-  --source DIR      apply to a PyTorch git checkout at the base commit (git am)
+Target (default: create .venv, pip install the primary base's torch + test deps,
+patch its torch):
+  --python PY       patch the torch of an existing interpreter (no venv, no pip);
+                    the series is the one for PY's torch version
+  --torch-dir DIR   patch the torch package directory DIR directly (same rule)
+  --source DIR      apply to a PyTorch git checkout at a supported base commit
+                    (git am)
 
 Mode (default: apply, then run the demo):
   --check           dry run: say whether the series would apply, and why not
@@ -27,15 +32,18 @@ Mode (default: apply, then run the demo):
   --dry-run         with --build: print the build command instead of running it
 
 Options:
-  --venv DIR        venv to create/use in the default mode (default: .venv)
-  --patches DIR     series directory (default: patches/)
+  --base VERSION    in the default mode: the base to install and patch (default:
+                    the primary); its venv defaults to .venv-VERSION
+  --venv DIR        venv to create/use in the default mode (default: .venv for the
+                    primary base)
+  --patches DIR     series directory (default: the one for the target's torch)
   --overlay DIR     overlay directory (default: torch_overlay/)
   --no-demo         do not run scripts/demo.py after applying
   -h, --help        this text
 
 Exit codes: 0 ok (also: already applied / nothing to revert), $EXIT_FAIL does not
 apply or unknown file state, $EXIT_USAGE usage, $EXIT_TOOL missing tool,
-$EXIT_VERSION torch or checkout is not the pinned base.
+$EXIT_VERSION torch or checkout is no supported base (or not the --patches one).
 EOF
 }
 
@@ -48,8 +56,9 @@ SOURCE_DIR=""
 BUILD=0
 DRY_RUN=0
 DEMO=1
-VENV="$REPO/.venv"
-PATCHES="$REPO/patches"
+VENV=""
+BASE=""
+PATCHES=""
 OVERLAY="$REPO/torch_overlay"
 
 while [ $# -gt 0 ]; do
@@ -64,6 +73,7 @@ while [ $# -gt 0 ]; do
     --torch-dir) need_arg "$@"; TARGET=torchdir; TORCH_DIR="$2"; shift ;;
     --source) need_arg "$@"; TARGET=source; SOURCE_DIR="$2"; shift ;;
     --venv) need_arg "$@"; VENV="$2"; shift ;;
+    --base) need_arg "$@"; BASE="$2"; shift ;;
     --patches) need_arg "$@"; PATCHES="$2"; shift ;;
     --overlay) need_arg "$@"; OVERLAY="$2"; shift ;;
     *) die "$EXIT_USAGE" "unknown argument '$1' (see --help)" ;;
@@ -77,6 +87,46 @@ fi
 if [ "$DRY_RUN" = 1 ] && [ "$BUILD" = 0 ]; then
   die "$EXIT_USAGE" "--dry-run only goes with --build"
 fi
+if [ -n "$BASE" ] && [ "$TARGET" != venv ]; then
+  die "$EXIT_USAGE" "--base is for the default (venv) mode; --python, --torch-dir and --source use the series of their torch"
+fi
+
+# ---------------------------------------------------------------- which series
+# series_dir_for_checkout SRC: the series whose base commit is SRC's HEAD or one of
+# its ancestors (a checkout with the series applied), newest base first.
+series_dir_for_checkout() {
+  local src="$1" dir commit
+  while IFS= read -r dir; do
+    commit="$(base_field "$dir/BASE" commit)"
+    if git -C "$src" merge-base --is-ancestor "$commit" HEAD 2>/dev/null; then
+      echo "$dir"
+      return
+    fi
+  done < <(series_dirs)
+}
+
+if [ -z "$PATCHES" ]; then
+  [ -n "$(series_dirs)" ] || die "$EXIT_FAIL" "no series under $REPO/patches (patches/v<version>/ with a BASE)"
+  case "$TARGET" in
+    venv)
+      if [ -z "$BASE" ]; then
+        PATCHES="$(series_dirs | head -n 1)"
+      else
+        PATCHES="$(series_dir_for "$BASE")"
+        [ -n "$PATCHES" ] || die "$EXIT_USAGE" "--base $BASE: no series for it; supported: $(supported_bases)"
+      fi
+      if [ -z "$VENV" ]; then
+        [ -z "$BASE" ] && VENV="$REPO/.venv" || VENV="$REPO/.venv-$BASE"
+      fi ;;
+    python) PATCHES="$(series_dir_of_torch "$(torch_dir_of "$PY")")" ;;
+    torchdir) PATCHES="$(series_dir_of_torch "$TORCH_DIR/")" ;;
+    source)
+      [ -d "$SOURCE_DIR" ] || die "$EXIT_USAGE" "--source $SOURCE_DIR is not a directory"
+      PATCHES="$(series_dir_for_checkout "$SOURCE_DIR")"
+      [ -n "$PATCHES" ] || die "$EXIT_VERSION" "$SOURCE_DIR is at $(git -C "$SOURCE_DIR" rev-parse HEAD 2>/dev/null || echo '?'), which is no supported base: $(series_dirs | while IFS= read -r d; do printf '%s (commit %s) ' "$(base_field "$d/BASE" version)" "$(base_field "$d/BASE" commit)"; done)" ;;
+  esac
+fi
+[ -n "$VENV" ] || VENV="$REPO/.venv"
 
 # ---------------------------------------------------------------- BASE and series
 BASE_FILE="$PATCHES/BASE"
@@ -94,7 +144,7 @@ mapfile -t BASE_SHAS < <(awk '$1 == "sha256" { print $2 }' "$BASE_FILE")
 
 mapfile -t SERIES < <(series_of "$PATCHES")
 for p in "${SERIES[@]}"; do
-  [ -f "$PATCHES/$p" ] || die "$EXIT_FAIL" "patches/series lists '$p' but $PATCHES/$p does not exist"
+  [ -f "$PATCHES/$p" ] || die "$EXIT_FAIL" "$PATCHES/series lists '$p' but $PATCHES/$p does not exist"
 done
 
 OVERLAY_FILES=()
@@ -257,7 +307,10 @@ try: print(m.version("torch"))
 except m.PackageNotFoundError: print("")')"
   if [ -z "$have" ]; then
     info "pip install torch==$BASE_VERSION and the test dependencies (takes a few minutes)"
-    "$PY" -m pip install --quiet --disable-pip-version-check \
+    # The series needs exactly this torch. A site-wide pip constraint that caps
+    # torch below it (some machines pin an older release) would make the pinned
+    # install impossible, so the exact pin stands in for constraints here.
+    PIP_CONSTRAINT=/dev/null "$PY" -m pip install --quiet --disable-pip-version-check \
       "torch==$BASE_VERSION" -r "$REPO/requirements-test.txt" ||
       die "$EXIT_TOOL" "pip install failed"
   else

@@ -11,8 +11,9 @@ usage() {
   cat <<EOF
 Usage: scripts/$PROG [--python PY] [--patches DIR] [--overlay DIR] [--tests [--from K]] [--run CMD]
 
-For each prefix 0001..000k of DIR/series (default: patches/), in order: apply it
-with git apply to the pristine base files (the upstream files patches/BASE lists,
+For each prefix 0001..000k of DIR/series (default: the series for PY's torch,
+patches/v<version>/), in order: apply it
+with git apply to the pristine base files (the upstream files DIR/BASE lists,
 sha256-checked), install the result into the torch of PY (default: .venv), and
 import every module the series touches. With --tests, the test files the prefix
 has created or changed so far (its test/ part, applied to an empty tree) then run
@@ -29,7 +30,7 @@ EOF
 }
 
 PY="$REPO/.venv/bin/python"
-PATCHES="$REPO/patches"
+PATCHES=""
 OVERLAY="$REPO/torch_overlay"
 RUN=""
 TESTS=0
@@ -37,7 +38,7 @@ FROM=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --python) need_arg "$@"; PY="$2"; shift ;;
+    --python) need_arg "$@"; PY="$(abs_command "$2")"; shift ;;
     --patches) need_arg "$@"; PATCHES="$(cd "$2" && pwd)"; shift ;;
     --overlay) need_arg "$@"; OVERLAY="$(cd "$2" && pwd)"; shift ;;
     --run) need_arg "$@"; RUN="$2"; shift ;;
@@ -51,9 +52,11 @@ case "$FROM" in
   '' | *[!0-9]*) die "$EXIT_USAGE" "--from takes a prefix number (1, 2, ...), got '$FROM'" ;;
 esac
 require_tool git
+TORCH_DIR="$(torch_dir_of "$PY")"
+[ -n "$PATCHES" ] || PATCHES="$(series_dir_of_torch "$TORCH_DIR")"
 [ -f "$PATCHES/BASE" ] && [ -f "$PATCHES/series" ] || die "$EXIT_USAGE" "$PATCHES has no BASE or series"
 
-ROOT="$(dirname "$(torch_dir_of "$PY")")"
+ROOT="$(dirname "$TORCH_DIR")"
 mapfile -t SERIES < <(series_of "$PATCHES")
 mapfile -t PATHS < <(awk '$1 == "sha256" { print $3 }' "$PATCHES/BASE")
 # torch/_inductor/kernel/custom_op.py -> torch._inductor.kernel.custom_op
@@ -120,4 +123,4 @@ for p in "${SERIES[@]}"; do
   printf '%-70s ok%s\n' "$p" "$summary"
 done
 [ "$TESTS" = 1 ] && what=", and pass their tests" || what=""
-info "all ${#SERIES[@]} prefixes apply and import$what${RUN:+, and pass --run}"
+info "${PATCHES##*/}: all ${#SERIES[@]} prefixes apply and import$what${RUN:+, and pass --run}"

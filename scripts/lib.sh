@@ -34,8 +34,65 @@ require_tool() {
 # base_field BASE_FILE NAME: the value of the "NAME value" line of a BASE file.
 base_field() { awk -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 
+# series_dirs: the series directories, one per supported base (patches/v<version>/,
+# each with its series and BASE), newest base first: the first is the primary series.
+series_dirs() {
+  local dir
+  for dir in "$REPO"/patches/v*/; do
+    [ -f "$dir/BASE" ] && echo "${dir%/}"
+  done | sort -r -V
+}
+
+# supported_bases: "2.15.0 (patches/v2.15.0), 2.11.0 (patches/v2.11.0)".
+supported_bases() {
+  local dir out=""
+  while IFS= read -r dir; do
+    out+="${out:+, }$(base_field "$dir/BASE" version) (patches/${dir##*/})"
+  done < <(series_dirs)
+  echo "$out"
+}
+
+# series_dir_for VERSION: the series directory whose base is torch VERSION (a local
+# version suffix such as +cu130 is ignored), or nothing.
+series_dir_for() {
+  local version="${1%%+*}" dir
+  while IFS= read -r dir; do
+    if [ "$(base_field "$dir/BASE" version)" = "$version" ]; then
+      echo "$dir"
+      return
+    fi
+  done < <(series_dirs)
+}
+
+# torch_version_in TORCH_DIR: __version__ from TORCH_DIR/version.py (no import).
+torch_version_in() {
+  sed -n "s/^__version__ = '\(.*\)'\$/\1/p" "$1/version.py" 2>/dev/null
+}
+
+# series_dir_of_torch TORCH_DIR: the series for the torch at TORCH_DIR; fails with a
+# message naming the supported bases when there is none.
+series_dir_of_torch() {
+  local version dir
+  [ -f "$1/version.py" ] || die "$EXIT_VERSION" "$1 is not a torch package (no version.py)"
+  version="$(torch_version_in "$1")"
+  dir="$(series_dir_for "${version:-none}")"
+  [ -n "$dir" ] ||
+    die "$EXIT_VERSION" "torch at $1 is version '${version:-unknown}'; the series supports torch $(supported_bases)"
+  echo "$dir"
+}
+
 # series_of PATCH_DIR: the patch file names of PATCH_DIR/series, one per line.
 series_of() { grep -v -e '^[[:space:]]*$' -e '^#' "$1/series"; }
+
+# abs_command PY: PY as an absolute path when it names a file by a relative path
+# (scripts cd elsewhere before running it); a bare command name stays as it is.
+abs_command() {
+  case "$1" in
+    /*) echo "$1" ;;
+    */*) echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")" ;;
+    *) echo "$1" ;;
+  esac
+}
 
 # torch_dir_of PY: the torch package directory of interpreter PY, without importing
 # torch (fast, and works on a torch that a bad patch left unimportable).

@@ -13,6 +13,7 @@ Winners are forced per range through ``test_configs.autotune_choice_name_regex``
 """
 
 import math
+import re
 import sys
 import textwrap
 import unittest
@@ -23,11 +24,11 @@ from unittest import mock
 import torch
 import torch._inductor.config as inductor_config
 from torch._dynamo.utils import counters
+from torch._inductor import lowering
 from torch._inductor.kernel.custom_op import (
     CustomOpConfig,
     register_custom_op_autotuning,
 )
-from torch._inductor.lowering import lowerings
 from torch._inductor.test_case import TestCase, run_tests
 from torch._inductor.utils import run_and_get_code
 from torch.testing import FileCheck
@@ -41,9 +42,16 @@ from torch.testing._internal.inductor_codegen_only import (
     triton_code_for,
     wrapper_dispatch,
 )
+from torch.torch_version import TorchVersion
 
 
 HAS_CUDA = torch.cuda.is_available()
+# What differs between the two PyTorch releases the series supports (2.11, 2.15).
+TORCH_2_15 = TorchVersion(torch.__version__) >= (2, 15)
+# 2.15 registers user lowerings in their own table, consulted first.
+USER_LOWERINGS = getattr(lowering, "user_lowerings", lowering.lowerings)
+# relu's max in a Triton kernel.
+RELU_OP = "tl.maximum" if TORCH_2_15 else "triton_helpers.maximum"
 
 
 # ---------------------------------------------------------------- ops under test
@@ -97,8 +105,10 @@ def forced_winners(split_points: list[int], winners: list[str]) -> Any:
         rf"_autotuned_{range_label(start, end)}_{impl}(_\S*)?$"
         for (start, end), impl in zip(ranges_of(split_points), winners)
     )
-    # Leave other autotuning (e.g. of an mm inside an impl) alone.
-    regex += "|^(?!.*_autotuned_)"
+    # Other autotuning (e.g. of an mm inside an impl) stays, except the op's own
+    # fallback choice (<name>_fallback_default on 2.11, <namespace>_<op>_fallback
+    # on 2.15).
+    regex += "|^(?!.*(?:_autotuned_|_fallback$))"
     return inductor_config.patch({"test_configs.autotune_choice_name_regex": regex})
 
 
@@ -130,11 +140,13 @@ TEST_NAMESPACES = frozenset({"range_kernels"})
 def restore_lowerings_of(namespaces: frozenset[str], saved: dict[Any, Any]) -> None:
     """Put Inductor's lowerings of the ops in ``namespaces`` back as in ``saved``:
     register_custom_op_autotuning installs one per op, for good."""
-    for op in [op for op in lowerings if getattr(op, "namespace", None) in namespaces]:
+    for op in [
+        op for op in USER_LOWERINGS if getattr(op, "namespace", None) in namespaces
+    ]:
         if op in saved:
-            lowerings[op] = saved[op]
+            USER_LOWERINGS[op] = saved[op]
         else:
-            del lowerings[op]
+            del USER_LOWERINGS[op]
 
 
 class RangeTestCase(TestCase):
@@ -144,7 +156,7 @@ class RangeTestCase(TestCase):
         counters.clear()
         self._config = inductor_config.patch(force_disable_caches=True)
         self._config.__enter__()
-        self.addCleanup(restore_lowerings_of, TEST_NAMESPACES, dict(lowerings))
+        self.addCleanup(restore_lowerings_of, TEST_NAMESPACES, dict(USER_LOWERINGS))
 
     def tearDown(self) -> None:
         self._config.__exit__(None, None, None)
@@ -454,6 +466,19 @@ class KernelTestCase(RangeTestCase):
 class TestEmittedTritonCodegenOnly(KernelTestCase):
     """Triton source emitted on this CPU machine for an sm90 target; nothing runs."""
 
+    def triton_text(self, code: str) -> str:
+        """The normalized Triton of ``code``, as 2.15 writes it. The releases differ
+        in one line of these kernels: relu's max is triton_helpers.maximum(a, b) on
+        2.11 and tl.maximum(a, b, tl.PropagateNan.ALL) on 2.15 (the same values)."""
+        text = normalize_triton_code(code)
+        if not TORCH_2_15:
+            text = re.sub(
+                r"triton_helpers\.maximum\((\w+), (\w+)\)",
+                r"tl.maximum(\1, \2, tl.PropagateNan.ALL)",
+                text,
+            )
+        return text
+
     def test_seed_cond(self) -> None:
         code = triton_code_for(
             torch.compile(seed_dispatch, dynamic=True),
@@ -469,7 +494,7 @@ class TestEmittedTritonCodegenOnly(KernelTestCase):
             ],
         )
         self.assertExpectedInline(
-            normalize_triton_code(code),
+            self.triton_text(code),
             """\
 kernel triton_poi_fused_mul_sin_0:
 def triton_poi_fused_mul_sin_0(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
@@ -508,7 +533,7 @@ def triton_poi_fused_mul_relu_2(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK 
     tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
     tmp2 = tmp0 * tmp1
     tmp3 = tl.full([1], 0, tl.int32)
-    tmp4 = triton_helpers.maximum(tmp3, tmp2)
+    tmp4 = tl.maximum(tmp3, tmp2, tl.PropagateNan.ALL)
     tl.store(out_ptr0 + (x2), tmp4, xmask)
 
 def call(args):
@@ -537,8 +562,9 @@ def call(args):
         )
 
     def test_three_groups(self) -> None:
+        code = self.triton_codegen("three_groups")
         self.assertExpectedInline(
-            normalize_triton_code(self.triton_codegen("three_groups")),
+            self.triton_text(code),
             """\
 kernel triton_poi_fused_scale_act_0:
 def triton_poi_fused_scale_act_0(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK : tl.constexpr):
@@ -577,7 +603,7 @@ def triton_poi_fused_scale_act_2(in_ptr0, in_ptr1, out_ptr0, ks0, xnumel, XBLOCK
     tmp1 = tl.load(in_ptr1 + (x0), xmask, eviction_policy='evict_last')
     tmp2 = tmp0 * tmp1
     tmp3 = tl.full([1], 0, tl.int32)
-    tmp4 = triton_helpers.maximum(tmp3, tmp2)
+    tmp4 = tl.maximum(tmp3, tmp2, tl.PropagateNan.ALL)
     tl.store(out_ptr0 + (x2), tmp4, xmask)
 
 def call(args):
@@ -617,14 +643,14 @@ def call(args):
                 "libdevice.exp",
                 "tl_math.abs",
                 "-tmp2",
-                "triton_helpers.maximum",
+                RELU_OP,
             ],
         )
         self.check_dispatch_tree(code, DISPATCH_TREES["eight_groups"], TRITON_CALL)
 
     def test_merged_ranges_have_no_kernel_of_their_own(self) -> None:
         code = self.triton_codegen("merged_ranges")
-        self.check_kernel_ops(code, ["tl_math.sin", "triton_helpers.maximum"])
+        self.check_kernel_ops(code, ["tl_math.sin", RELU_OP])
         self.check_dispatch_tree(code, DISPATCH_TREES["merged_ranges"], TRITON_CALL)
 
     def test_single_winner_has_no_branch(self) -> None:

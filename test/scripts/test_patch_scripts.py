@@ -22,6 +22,9 @@ from torch._inductor.test_case import TestCase, run_tests
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 APPLY = REPO / "scripts" / "apply_and_build.sh"
+# The release of this torch (no local suffix such as +cu130) and its series.
+TORCH_BASE = torch.__version__.split("+")[0]
+SERIES_DIR = REPO / "patches" / f"v{TORCH_BASE}"
 
 
 def _sha256(path: pathlib.Path) -> str:
@@ -71,7 +74,7 @@ class TestPatchScripts(TestCase):
         return re.search(r"git_version = '(\w+)'", version_py.read_text()).group(1)
 
     def write_base(self, patches: pathlib.Path, commit: str) -> None:
-        lines = ["version 2.11.0", f"commit {commit}"]
+        lines = [f"version {TORCH_BASE}", f"commit {commit}"]
         lines += [
             f"sha256 {hashlib.sha256(text.encode()).hexdigest()} {rel}"
             for rel, text in self.files.items()
@@ -143,7 +146,7 @@ class TestPatchScripts(TestCase):
         self.assertRegex(
             check.stderr,
             r"^apply_and_build.sh: error: .*torch/sub/beta.py matches neither the base "
-            r"\(2.11.0\) nor the patched state",
+            rf"\({re.escape(TORCH_BASE)}\) nor the patched state",
         )
         self.assertEqual(len(check.stderr.strip().splitlines()), 1)
 
@@ -159,13 +162,76 @@ class TestPatchScripts(TestCase):
         version_py = self.site / "torch/version.py"
         version_py.write_text(
             version_py.read_text().replace(
-                "__version__ = '2.11.0", "__version__ = '2.10.0"
+                f"__version__ = '{TORCH_BASE}", "__version__ = '2.10.0"
             )
         )
         result = self.run_script("--torch-dir", str(self.site / "torch"))
         self.assertEqual(result.returncode, 4)
         self.assertIn("is version '2.10.0", result.stderr)
-        self.assertIn("the series needs 2.11.0", result.stderr)
+        self.assertIn(f"the series needs {TORCH_BASE}", result.stderr)
+
+    # -- one series per base, picked by the torch's version
+    def repo_with_two_bases(self) -> pathlib.Path:
+        """A copy of the scripts beside two synthetic series, patches/v9.1.0 (made
+        for this torch's files) and patches/v9.0.0 (a copy), with no --patches."""
+        repo = self.tmp / "repo"
+        shutil.copytree(REPO / "scripts", repo / "scripts")
+        for version in ["9.1.0", "9.0.0"]:
+            series = repo / "patches" / f"v{version}"
+            shutil.copytree(self.patches, series)
+            base = (series / "BASE").read_text()
+            (series / "BASE").write_text(base.replace(TORCH_BASE, version, 1))
+        return repo
+
+    def set_torch_version(self, version: str) -> None:
+        version_py = self.site / "torch/version.py"
+        version_py.write_text(
+            re.sub(
+                r"^__version__ = '.*'$",
+                f"__version__ = '{version}'",
+                version_py.read_text(),
+                flags=re.MULTILINE,
+            )
+        )
+
+    def run_in(self, repo: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(repo / "scripts" / "apply_and_build.sh"), "--no-demo", *args],
+            capture_output=True,
+            text=True,
+        )
+
+    def test_series_is_picked_by_the_torch_version(self) -> None:
+        repo = self.repo_with_two_bases()
+        # Only v9.0.0 would apply: v9.1.0's patch is emptied of its changes.
+        (repo / "patches/v9.1.0" / self.series()[0]).write_text("not a patch\n")
+        self.set_torch_version("9.0.0+cpu")
+        result = self.run_in(repo, "--check", "--torch-dir", str(self.site / "torch"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("would apply cleanly", result.stdout)
+
+    def test_unsupported_torch_is_refused_naming_the_bases(self) -> None:
+        repo = self.repo_with_two_bases()
+        self.set_torch_version("9.0.5")
+        before = self.tree_shas(self.site)
+        result = self.run_in(repo, "--torch-dir", str(self.site / "torch"))
+        self.assertEqual(result.returncode, 4)
+        self.assertIn(
+            "is version '9.0.5'; the series supports torch "
+            "9.1.0 (patches/v9.1.0), 9.0.0 (patches/v9.0.0)",
+            result.stderr,
+        )
+        self.assertEqual(self.tree_shas(self.site), before)
+
+    def test_base_option_names_the_supported_bases(self) -> None:
+        repo = self.repo_with_two_bases()
+        result = self.run_in(repo, "--base", "9.2.0", "--check")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn(
+            "--base 9.2.0: no series for it; supported: 9.1.0 (patches/v9.1.0), "
+            "9.0.0 (patches/v9.0.0)",
+            result.stderr,
+        )
 
     def test_missing_git_is_reported(self) -> None:
         bin_dir = self.tmp / "bin"
@@ -362,7 +428,7 @@ class TestPatchScripts(TestCase):
     def test_real_series_applies_to_checkout_of_wheel_files(self) -> None:
         # Pristine copies of the files the real series touches, from this torch
         # (reverted in a scratch tree when it is patched), committed as a checkout.
-        real_patches = REPO / "patches"
+        real_patches = SERIES_DIR
         touched = [
             line.split()[2]
             for line in (real_patches / "BASE").read_text().splitlines()
