@@ -645,6 +645,13 @@ def e2e(workload: Workload, device: str, quick: bool) -> dict[str, Any]:
     }
 
 
+def write_report(path: str | None, result: dict[str, Any]) -> None:
+    """Write every figure of a run to ``path`` (JSON), when one was given."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -685,9 +692,7 @@ def main(argv: list[str]) -> int:
             continue
         workload = make_workload(args.device, args.quick)
         result[section] = e2e(workload, args.device, args.quick)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+    write_report(args.out, result)
     return 0
 
 

@@ -44,6 +44,7 @@ from bench_range_dispatch import (  # noqa: E402
     offset_impls,
     register_custom_op_autotuning,
     scale_act,
+    write_report,
 )
 
 
@@ -89,6 +90,11 @@ def compile_variant(
     return time.perf_counter() - start, compiled, wrapper
 
 
+def call_wrapper(wrapper: Callable, args: list[Any]) -> Any:
+    # The generated call() consumes its argument list.
+    return wrapper(list(args))
+
+
 def measure(groups: int, compiles: int, rounds: int, batch: int) -> dict[str, Any]:
     impls = offset_impls(groups)
     names = [impl.__name__ for impl in impls]
@@ -113,13 +119,11 @@ def measure(groups: int, compiles: int, rounds: int, batch: int) -> dict[str, An
             torch.testing.assert_close(compiled(x, weight), expected)
             args = [2, x.size(1), 4, x, weight]
             torch.testing.assert_close(wrapper(list(args))[0], expected)
-            wrappers[kind] = functools.partial(lambda w, a: w(list(a)), wrapper, args)
+            wrappers[kind] = functools.partial(call_wrapper, wrapper, args)
     _, _, single = compile_variant(
         "tree", f"single_{groups}", [names[-1]] * groups, bounds, (x, weight)
     )
-    wrappers["single"] = functools.partial(
-        lambda w, a: w(list(a)), single, [2, x.size(1), 4, x, weight]
-    )
+    wrappers["single"] = functools.partial(call_wrapper, single, args)
     samples = interleaved_us(wrappers, rounds, batch)
     row: dict[str, Any] = {"groups": groups, "compiles": compiles, "rounds": rounds}
     for kind in ["tree", "switch"]:
@@ -154,9 +158,7 @@ def main(argv: list[str]) -> int:
     print(f"device cpu, torch {torch.__version__}, one thread", flush=True)
     rows = [measure(g, compiles, rounds, batch) for g in groups]
     result = {"device": "cpu", "torch": torch.__version__, "switch_vs_cond": rows}
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+    write_report(args.out, result)
     return 0
 
 

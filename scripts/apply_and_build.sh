@@ -105,6 +105,9 @@ series_dir_for_checkout() {
   done < <(series_dirs)
 }
 
+# The torch package of --python, found once (it starts the interpreter).
+[ "$TARGET" != python ] || TORCH_DIR="$(torch_dir_of "$PY")"
+
 if [ -z "$PATCHES" ]; then
   [ -n "$(series_dirs)" ] || die "$EXIT_FAIL" "no series under $REPO/patches (patches/v<version>/ with a BASE)"
   case "$TARGET" in
@@ -118,8 +121,7 @@ if [ -z "$PATCHES" ]; then
       if [ -z "$VENV" ]; then
         [ -z "$BASE" ] && VENV="$REPO/.venv" || VENV="$REPO/.venv-$BASE"
       fi ;;
-    python) PATCHES="$(series_dir_of_torch "$(torch_dir_of "$PY")")" ;;
-    torchdir) PATCHES="$(series_dir_of_torch "$TORCH_DIR/")" ;;
+    python | torchdir) PATCHES="$(series_dir_of_torch "$TORCH_DIR")" ;;
     source)
       [ -d "$SOURCE_DIR" ] || die "$EXIT_USAGE" "--source $SOURCE_DIR is not a directory"
       PATCHES="$(series_dir_for_checkout "$SOURCE_DIR")"
@@ -284,7 +286,7 @@ install_tree() {
 check_torch_version() {
   local vfile="$1/version.py" version commit
   [ -f "$vfile" ] || die "$EXIT_VERSION" "$1 is not a torch package (no version.py)"
-  version="$(sed -n "s/^__version__ = '\(.*\)'\$/\1/p" "$vfile")"
+  version="$(torch_version_in "$1")"
   commit="$(sed -n "s/^git_version = '\(.*\)'\$/\1/p" "$vfile")"
   case "$version" in
     "$BASE_VERSION" | "$BASE_VERSION"+*) ;;
@@ -324,7 +326,7 @@ wheel_main() {
   case "$TARGET" in
     venv) if [ "$MODE" = apply ]; then make_venv; else PY="$VENV/bin/python"; fi
           torch_dir="$(torch_dir_of "$PY")" ;;
-    python) torch_dir="$(torch_dir_of "$PY")" ;;
+    python) torch_dir="$TORCH_DIR" ;;
     torchdir) [ -d "$TORCH_DIR" ] || die "$EXIT_USAGE" "--torch-dir $TORCH_DIR is not a directory"
               torch_dir="$(cd "$TORCH_DIR" && pwd)" ;;
   esac

@@ -26,8 +26,9 @@ esac
 [ -x "$PY" ] || command -v "$PY" >/dev/null 2>&1 ||
   die "$EXIT_TOOL" "no interpreter '$PY'; run scripts/apply_and_build.sh first"
 require_tool git
-PATCHES="$(series_dir_of_torch "$(torch_dir_of "$PY")")"
-info "torch $(torch_version_in "$(torch_dir_of "$PY")") of $PY: the series in patches/${PATCHES##*/}"
+TORCH_DIR="$(torch_dir_of "$PY")"
+PATCHES="$(series_dir_of_torch "$TORCH_DIR")"
+info "torch $(torch_version_in "$TORCH_DIR") of $PY: the series in patches/${PATCHES##*/}"
 
 # The series' test files, as the last patch leaves them.
 rm -rf "$SERIES_TESTS"
