@@ -23,6 +23,7 @@ Prints one table per section and writes every figure to --out (JSON).
 """
 
 import argparse
+import atexit
 import contextlib
 import functools
 import importlib.util
@@ -30,6 +31,7 @@ import json
 import math
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -117,7 +119,9 @@ WOQ_IMPLS = [woq_gemv, woq_mm]
 
 @functools.cache
 def _source_dir() -> str:
-    return tempfile.mkdtemp(prefix="bench_range_dispatch_")
+    path = tempfile.mkdtemp(prefix="bench_range_dispatch_")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def function_of_its_own(name: str, params: str, body: str, **names: Any) -> Callable:

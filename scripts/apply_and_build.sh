@@ -9,6 +9,10 @@ PROG="apply_and_build.sh"
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# A CUDA build of torch with its CUDA libraries and triton: about 6 GB installed,
+# plus about 4 GB of wheels while pip installs them (--no-cache-dir: nothing kept).
+TORCH_INSTALL_GB=10
+
 usage() {
   cat <<EOF
 Usage: scripts/$PROG [MODE] [OPTIONS]
@@ -42,7 +46,8 @@ Options:
   -h, --help        this text
 
 Exit codes: 0 ok (also: already applied / nothing to revert), $EXIT_FAIL does not
-apply or unknown file state, $EXIT_USAGE usage, $EXIT_TOOL missing tool,
+apply or unknown file state, $EXIT_USAGE usage, $EXIT_TOOL missing tool (or no
+room to install torch: about $TORCH_INSTALL_GB GB free needed),
 $EXIT_VERSION torch or checkout is no supported base (or not the --patches one).
 EOF
 }
@@ -308,12 +313,14 @@ make_venv() {
 try: print(m.version("torch"))
 except m.PackageNotFoundError: print("")')"
   if [ -z "$have" ]; then
+    require_free_space "$VENV" "$TORCH_INSTALL_GB" "pip install torch==$BASE_VERSION into $VENV"
     info "pip install torch==$BASE_VERSION and the test dependencies (takes a few minutes)"
     # The series needs exactly this torch. A site-wide pip constraint that caps
     # torch below it (some machines pin an older release) would make the pinned
-    # install impossible, so the exact pin stands in for constraints here.
+    # install impossible, so the exact pin stands in for constraints here. No
+    # wheel cache: it would keep another 4 GB per base on disk.
     PIP_CONSTRAINT=/dev/null "$PY" -m pip install --quiet --disable-pip-version-check \
-      "torch==$BASE_VERSION" -r "$REPO/requirements-test.txt" ||
+      --no-cache-dir "torch==$BASE_VERSION" -r "$REPO/requirements-test.txt" ||
       die "$EXIT_TOOL" "pip install failed"
   else
     "$PY" -m pip install --quiet --disable-pip-version-check -r "$REPO/requirements-test.txt" ||

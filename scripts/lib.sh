@@ -31,6 +31,17 @@ require_tool() {
   command -v "$1" >/dev/null 2>&1 || die "$EXIT_TOOL" "'$1' is required but not on PATH${2:+ ($2)}"
 }
 
+# require_free_space DIR GB WHAT: fail before starting WHAT unless DIR's filesystem
+# has GB gigabytes free (pip would fail midway with "No space left on device").
+require_free_space() {
+  local dir="$1" need_gb="$2" what="$3" free_kb
+  free_kb="$(df -Pk "$dir" 2>/dev/null | awk 'NR == 2 { print $4 }')"
+  [ -n "$free_kb" ] || return 0 # no df here: let the install say
+  [ "$free_kb" -ge $((need_gb * 1024 * 1024)) ] ||
+    die "$EXIT_TOOL" "$what needs about $need_gb GB free on the filesystem of $dir;" \
+      "$((free_kb / 1024 / 1024)) GB free"
+}
+
 # base_field BASE_FILE NAME: the value of the "NAME value" line of a BASE file.
 base_field() { awk -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 

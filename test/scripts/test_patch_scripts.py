@@ -261,6 +261,26 @@ class TestPatchScripts(TestCase):
         self.assertEqual(result.returncode, 3)
         self.assertIn("'git' is required but not on PATH", result.stderr)
 
+    def test_no_room_for_the_torch_install_is_said_before_pip(self) -> None:
+        # The default mode checks this before pip starts a multi-GB download.
+        def require(gb: int) -> subprocess.CompletedProcess:
+            script = 'PROG=t.sh; . "$1"; require_free_space "$2" "$3" "pip install X"'
+            lib = str(REPO / "scripts" / "lib.sh")
+            return subprocess.run(
+                ["bash", "-c", script, "-", lib, str(self.tmp), str(gb)],
+                capture_output=True,
+                text=True,
+            )
+
+        self.assertEqual(require(0).returncode, 0)
+        result = require(10**9)
+        self.assertEqual(result.returncode, 3)
+        self.assertRegex(
+            result.stderr,
+            rf"^t\.sh: error: pip install X needs about 1000000000 GB free on the "
+            rf"filesystem of {re.escape(str(self.tmp))}; \d+ GB free$",
+        )
+
     # -- scripts/check_series.sh
     def add_patch(self, rel: str, text: str, subject: str) -> None:
         """Append a patch that sets ``rel`` to ``text`` on top of the series."""
