@@ -107,6 +107,8 @@ def measure(groups: int, compiles: int, rounds: int, batch: int) -> dict[str, An
         dispatch_on={"tensor_name": "x", "dim": 1},
         split_points=bounds,
     )
+    expected = impls[-1](x, weight)
+    args = [2, x.size(1), 4, x, weight]  # call()'s: the symbols, then the tensors
     compile_s: dict[str, list[float]] = {"tree": [], "switch": []}
     wrappers: dict[str, Callable[[], Any]] = {}
     for n in range(compiles):
@@ -115,10 +117,8 @@ def measure(groups: int, compiles: int, rounds: int, batch: int) -> dict[str, An
                 kind, f"{kind}_{groups}_{n}", names, bounds, (x, weight)
             )
             compile_s[kind].append(seconds)
-            expected = impls[-1](x, weight)
             torch.testing.assert_close(compiled(x, weight), expected)
-            args = [2, x.size(1), 4, x, weight]
-            torch.testing.assert_close(wrapper(list(args))[0], expected)
+            torch.testing.assert_close(call_wrapper(wrapper, args)[0], expected)
             wrappers[kind] = functools.partial(call_wrapper, wrapper, args)
     _, _, single = compile_variant(
         "tree", f"single_{groups}", [names[-1]] * groups, bounds, (x, weight)

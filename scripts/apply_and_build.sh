@@ -122,9 +122,6 @@ if [ -z "$PATCHES" ]; then
       else
         PATCHES="$(series_dir_for "$BASE")"
         [ -n "$PATCHES" ] || die "$EXIT_USAGE" "--base $BASE: no series for it; supported: $(supported_bases)"
-      fi
-      if [ -z "$VENV" ]; then
-        [ -z "$BASE" ] && VENV="$REPO/.venv" || VENV="$REPO/.venv-$BASE"
       fi ;;
     python | torchdir) PATCHES="$(series_dir_of_torch "$TORCH_DIR")" ;;
     source)
@@ -133,7 +130,8 @@ if [ -z "$PATCHES" ]; then
       [ -n "$PATCHES" ] || die "$EXIT_VERSION" "$SOURCE_DIR is at $(git -C "$SOURCE_DIR" rev-parse HEAD 2>/dev/null || echo '?'), which is no supported base: $(series_dirs | while IFS= read -r d; do printf '%s (commit %s) ' "$(base_field "$d/BASE" version)" "$(base_field "$d/BASE" commit)"; done)" ;;
   esac
 fi
-[ -n "$VENV" ] || VENV="$REPO/.venv"
+# The primary base's venv is .venv, another base's .venv-VERSION.
+[ -n "$VENV" ] || VENV="$REPO/.venv${BASE:+-$BASE}"
 
 # ---------------------------------------------------------------- BASE and series
 BASE_FILE="$PATCHES/BASE"

@@ -159,12 +159,7 @@ class TestPatchScripts(TestCase):
         self.assertEqual(self.tree_shas(self.site), before)
 
     def test_wrong_torch_version_is_refused(self) -> None:
-        version_py = self.site / "torch/version.py"
-        version_py.write_text(
-            version_py.read_text().replace(
-                f"__version__ = '{TORCH_BASE}", "__version__ = '2.10.0"
-            )
-        )
+        self.set_torch_version("2.10.0")
         result = self.run_script("--torch-dir", str(self.site / "torch"))
         self.assertEqual(result.returncode, 4)
         self.assertIn("is version '2.10.0", result.stderr)
