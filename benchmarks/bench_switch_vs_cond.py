@@ -56,12 +56,15 @@ def switch_dispatch(
     dispatch_index: int,
     dispatch_dim: int,
     num_symbol_operands: int = 0,
+    **options: Any,
 ) -> Callable[..., Any]:
     """_build_torch_cond_dispatch's contract, built as one N-way switch: the same
     merged groups and leaf branches, selected by a sym_ite chain on the size."""
     from torch._higher_order_ops.switch import switch_op
 
-    tree = TREE(range_groups, dispatch_index, dispatch_dim, num_symbol_operands)
+    tree = TREE(
+        range_groups, dispatch_index, dispatch_dim, num_symbol_operands, **options
+    )
     branches, groups = tree.branches, tree.groups
     if len(groups) == 1:
         return tree
