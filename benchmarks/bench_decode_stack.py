@@ -1,5 +1,5 @@
 """A decode-style stack on the GPU, each impl inline against the range dispatch
-(see BENCHMARKS.md, "Decode stack under CUDA graphs").
+(see BENCHMARKS.md, section 5).
 
 LAYERS layers of: rms_norm -> int8 weight-only linear (H x H, weight and scale as
 module buffers) -> silu -> residual add, x: (M, H) bf16, M dynamic, compiled with
@@ -10,13 +10,18 @@ mode="reduce-overhead". The linear is, per variant:
   dispatched  the custom op decode::woq_linear, range-dispatched on M (split points
               4 / 16 / 64) with both impls, winners by Inductor's own benchmarks
               with every option left at its default. Compiled COMPILES times, each
-              in a fresh Inductor cache, so no compile reuses another's timings.
+              in a fresh Inductor cache, so no compile reuses another's timings;
+  mm_again    mm inline compiled apart once more: the noise floor between two
+              compiles of the same code;
+  forced      decode::woq_linear_forced, dispatched with two winners for sure
+              (the reduction serves M <= 4 only, mm the rest), compared with the
+              winner of each M inline.
 For every M, each variant's forward is timed by replaying its CUDA graph (what
 mode="reduce-overhead" runs), the variants in turns (a random order each round;
 the much slower reduction stack apart), 25 rounds of 20 calls, median; its
 CUDA kernels per forward are counted with torch.profiler. Each variant's compile
-time is the first call's wall time, profiled
-(wall time in each phase) to say where the time goes.
+time is the first call's wall time, split into phases (wall time inside each) to
+say where the time goes.
 
 Usage: python benchmarks/bench_decode_stack.py [--quick] [--out FILE.json]
 """
