@@ -260,18 +260,30 @@ def replay_us(fns: dict[str, Callable], x: torch.Tensor, rounds: int, calls: int
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def kernels_per_forward(fn: Callable, x: torch.Tensor) -> list[str]:
+def kernels_per_forward(fn: Callable, x: torch.Tensor) -> list[tuple[str, float]]:
+    """The CUDA kernels of one forward, in launch order: (name, device us)."""
     fn(x)
     torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as p:
         fn(x)
         torch.cuda.synchronize()
-    return [
-        e.name
-        for e in p.events()
-        if e.device_type == torch.autograd.DeviceType.CUDA
-        and not e.name.startswith(("Memcpy", "Memset"))
-    ]
+    events = sorted(
+        (
+            e
+            for e in p.events()
+            if e.device_type == torch.autograd.DeviceType.CUDA
+            and not e.name.startswith(("Memcpy", "Memset"))
+        ),
+        key=lambda e: e.time_range.start,
+    )
+    return [(e.name, e.time_range.elapsed_us()) for e in events]
+
+
+def kernel_time_by_name(kernels: list[tuple[str, float]]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for name, us in kernels:
+        totals[name] = totals.get(name, 0.0) + us
+    return totals
 
 
 def main(argv: list[str]) -> int:
@@ -333,7 +345,8 @@ def main(argv: list[str]) -> int:
         us["reduction"] = replay_us({"reduction": fns["reduction"]}, x, 3, calls)[
             "reduction"
         ]
-        kernels = {name: len(kernels_per_forward(fn, x)) for name, fn in fns.items()}
+        kernel_lists = {name: kernels_per_forward(fn, x) for name, fn in fns.items()}
+        kernels = {name: len(k) for name, k in kernel_lists.items()}
         best_inline = min(us["mm"], us["reduction"])
         noise_floor = us["mm_again"] / us["mm"]
         # The forced dispatch against its winner inline (reduction up to M = 4).
@@ -345,6 +358,7 @@ def main(argv: list[str]) -> int:
             "M": m,
             "us": us,
             "kernels": kernels,
+            "kernel_lists": kernel_lists,
             "best_inline_us": best_inline,
             "mm_again_over_mm": noise_floor,
             "forced_over_its_winner_inline": forced_over_winner,
@@ -360,6 +374,18 @@ def main(argv: list[str]) -> int:
             f"mm_again/mm: {noise_floor:.3f}   forced/{winner}: "
             f"{forced_over_winner:.3f}   kernels {kernels}   compiles {frames}"
         )
+        # Where a dispatched forward's GPU time differs from mm inline's, by kernel.
+        by_name = {
+            n: kernel_time_by_name(kernel_lists[n]) for n in ("mm", "dispatched_1")
+        }
+        for kernel in sorted(set(by_name["mm"]) | set(by_name["dispatched_1"])):
+            inline_us = by_name["mm"].get(kernel, 0.0)
+            dispatched_us = by_name["dispatched_1"].get(kernel, 0.0)
+            if abs(dispatched_us - inline_us) > 0.5:
+                print(
+                    f"    {kernel[:70]:70s} mm {inline_us:8.1f} us  "
+                    f"dispatched_1 {dispatched_us:8.1f} us"
+                )
     if args.out:
         out = {
             "device": device,
