@@ -7,28 +7,30 @@ about 1.1B parameters; a GPU) or ``--size tiny`` (hidden 64, 2 layers; the CPU
 smoke test). Every nn.Linear of the decoder layers becomes an ``Int8Linear``
 (int8 weight and a per-channel scale, as module buffers) computing
 ``example::woq_linear(x, wq, scale)``, registered with
-``register_custom_op_autotuning`` over the rows of x (batch x tokens):
+``register_custom_op_autotuning`` over the batch (x is (batch, tokens, K)):
 
   on CUDA  woq_tile_16 / woq_tile_64: a user Triton kernel (torch.library.triton_op)
            that reads each int8 weight tile once for 16 / 64 rows and scales in
            its epilogue; dequant_mm: dequantize to bf16, cuBLAS mm, scale;
   on CPU   rowwise: a broadcast multiply and sum; dequant_mm as above.
 
-Inductor times them per range of rows (split points 4 / 16 / 64) and dispatches
-between the winners at run time. Decode runs with a static KV cache under
-``torch.compile(mode="reduce-overhead")`` (CUDA graphs; plain ``torch.compile`` on
-CPU), the batch dynamic (``maybe_mark_dynamic`` on dim 0). Variants, all from the same
-random weights:
+Inductor times them per range of the batch (split points 4 / 16 / 64) and
+dispatches between the winners at run time. Decode runs with a static KV cache
+under ``torch.compile(mode="reduce-overhead")`` (CUDA graphs; plain
+``torch.compile`` on CPU), the batch dynamic (``maybe_mark_dynamic`` on dim 0).
+Variants, all from the same random weights:
 
   dispatched  the int8 model, each linear the range-dispatched op;
+  dispatched_flat  the same, the op called on (batch * tokens, K) rows (a view
+              after it keeps its consumers out of the branches);
   dequant_mm  the int8 model, each linear dequant + mm written inline;
   bf16        the model as built (bf16 weights; fp32 on CPU).
 
 For each batch size: a prompt of PROMPT tokens is prefilled in eager mode, then
 decode steps run compiled; the compiled step's logits are checked against the
-eager step's (same state), then STEPS steps are timed with CUDA events (median
-per-token time of ROUNDS blocks). Compile time is the first compiled step's wall
-time; recompiles and CUDA-graph skips are counted.
+eager step's (from a copy of the cache), then STEPS steps are timed with CUDA
+events (median per-token time of ROUNDS blocks). Compile time is the first
+compiled step's wall time; recompiles and CUDA-graph skips are counted.
 
 Usage: python examples/llama_woq_decode.py [--size tiny|1b] [--batches 1,2,4]
        [--out FILE.json]
@@ -75,13 +77,13 @@ SIZES: dict[str, dict[str, int]] = {
 
 @torch.library.custom_op("example::woq_linear", mutates_args=())
 def woq_linear(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """x (M, K) @ dequantized wq (K, N) int8, times the per-column scale (N,)."""
+    """x (..., K) @ dequantized wq (K, N) int8, times the per-column scale (N,)."""
     return dequant_mm(x, wq, scale)
 
 
 @woq_linear.register_fake
 def _(x, wq, scale):
-    return x.new_empty(x.shape[0], wq.shape[1])
+    return x.new_empty(*x.shape[:-1], wq.shape[1])
 
 
 def dequant_mm(x, wq, scale):
@@ -89,8 +91,8 @@ def dequant_mm(x, wq, scale):
 
 
 def rowwise(x, wq, scale):
-    prod = x.unsqueeze(-1).float() * wq.unsqueeze(0).float()
-    return (prod.sum(1) * scale.float()).to(x.dtype)
+    prod = x.unsqueeze(-1).float() * wq.float()
+    return (prod.sum(-2) * scale.float()).to(x.dtype)
 
 
 def triton_impls() -> list[Callable]:
@@ -133,7 +135,8 @@ def triton_impls() -> list[Callable]:
 
     def tile(block_m: int) -> Callable:
         def impl(x, wq, scale):
-            return woq_tile(x, wq, scale, block_m)
+            rows = woq_tile(x.reshape(-1, x.shape[-1]), wq, scale, block_m)
+            return rows.reshape(*x.shape[:-1], -1)
 
         impl.__name__ = f"woq_tile_{block_m}"
         return impl
@@ -155,7 +158,9 @@ class Int8Linear(torch.nn.Module):
     """A bias-free nn.Linear as an int8 weight (K, N) and a scale per output
     channel; ``dispatched`` picks the custom op, else dequant + mm inline."""
 
-    def __init__(self, linear: torch.nn.Linear, dispatched: bool) -> None:
+    def __init__(
+        self, linear: torch.nn.Linear, dispatched: bool, flatten: bool = False
+    ) -> None:
         super().__init__()
         weight = linear.weight.detach().float()  # (N, K)
         scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127
@@ -163,11 +168,21 @@ class Int8Linear(torch.nn.Module):
         self.register_buffer("wq", wq.t().contiguous())
         self.register_buffer("scale", scale.to(linear.weight.dtype))
         self.dispatched = dispatched
+        self.flatten = flatten
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, x.shape[-1])
+        # x: (batch, tokens, K); the dispatch is on dim 0 (the batch, one token
+        # each while decoding). Without a view after the op its consumers (the
+        # residual add, the next norm, the MLP's silu * up) join its branches;
+        # ``flatten`` calls it on (batch * tokens, K) rows instead.
         linear = woq_linear if self.dispatched else dequant_mm
+        if not self.flatten:
+            return linear(x, self.wq, self.scale)
+        rows = x.reshape(-1, x.shape[-1])
         return linear(rows, self.wq, self.scale).reshape(*x.shape[:-1], -1)
+
+
+VARIANTS = ("dispatched", "dispatched_flat", "dequant_mm", "bf16")
 
 
 def build_model(size: str, device: str, variant: str) -> torch.nn.Module:
@@ -182,9 +197,12 @@ def build_model(size: str, device: str, variant: str) -> torch.nn.Module:
             for parent in (layer.self_attn, layer.mlp):
                 for name, child in list(parent.named_children()):
                     if isinstance(child, torch.nn.Linear):
-                        setattr(
-                            parent, name, Int8Linear(child, variant == "dispatched")
+                        int8 = Int8Linear(
+                            child,
+                            dispatched=variant.startswith("dispatched"),
+                            flatten=variant.endswith("_flat"),
                         )
+                        setattr(parent, name, int8)
     return model
 
 
@@ -320,7 +338,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
     parser.add_argument("--device", choices=["cpu", "cuda"])
     parser.add_argument("--batches", default="1,2,4,8,16,32,64")
-    parser.add_argument("--variants", default="dispatched,dequant_mm,bf16")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tolerance", type=float, default=None)
@@ -329,10 +347,11 @@ def main(argv: list[str]) -> int:
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.batches = [int(b) for b in args.batches.split(",")]
     variants = args.variants.split(",")
-    unknown = set(variants) - {"dispatched", "dequant_mm", "bf16"}
+    unknown = set(variants) - set(VARIANTS)
     if unknown:
-        parser.error(f"--variants: unknown {sorted(unknown)}; valid: dispatched, "
-                     "dequant_mm, bf16")  # fmt: skip
+        parser.error(
+            f"--variants: unknown {sorted(unknown)}; valid: {', '.join(VARIANTS)}"
+        )
     try:
         import transformers
     except ImportError:

@@ -28,7 +28,9 @@ class TestLlamaExampleSmoke(unittest.TestCase):
             self.assertEqual(result.returncode, 0, result.stderr[-3000:])
             report = json.loads(out.read_text())
         results = report["results"]
-        self.assertEqual(sorted(results), ["bf16", "dequant_mm", "dispatched"])
+        self.assertEqual(
+            sorted(results), ["bf16", "dequant_mm", "dispatched", "dispatched_flat"]
+        )
         for variant, variant_result in results.items():
             self.assertEqual(sorted(variant_result["per_token_ms"]), ["2", "3", "5"])
             # Batch 2, 3 and 5 (split point 4) share one dynamic graph.
