@@ -206,29 +206,16 @@ def build_model(size: str, device: str, variant: str) -> torch.nn.Module:
     return model
 
 
-def static_cache(model: torch.nn.Module, batch: int, max_len: int) -> Any:
+def static_cache(model: torch.nn.Module, max_len: int) -> Any:
+    """A StaticCache, allocated at its first update for that update's batch."""
     from transformers import StaticCache
 
-    try:  # transformers >= 4.56: allocated at the first update, from its batch
-        return StaticCache(config=model.config, max_cache_len=max_len)
-    except TypeError:
-        return StaticCache(
-            config=model.config,
-            max_batch_size=batch,
-            max_cache_len=max_len,
-            device=model.device,
-            dtype=model.dtype,
-        )
+    return StaticCache(config=model.config, max_cache_len=max_len)
 
 
 def cache_tensors(cache: Any) -> list[torch.Tensor]:
     """The key and value tensors of a StaticCache, once allocated."""
-    return [
-        tensor
-        for layer in getattr(cache, "layers", [])
-        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None))
-        if isinstance(tensor, torch.Tensor)
-    ]
+    return [tensor for layer in cache.layers for tensor in (layer.keys, layer.values)]
 
 
 def decode_step(model, tokens, positions, mask, cache):
@@ -260,7 +247,7 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     }
     generator = torch.Generator().manual_seed(1)
     for batch in args.batches:
-        cache = static_cache(model, batch, max_len)
+        cache = static_cache(model, max_len)
         prompt = torch.randint(0, vocab, (batch, PROMPT), generator=generator)
         prompt = prompt.to(device)
         mask = torch.zeros(batch, max_len, dtype=torch.long, device=device)
@@ -279,6 +266,13 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         def positions_at(p: int) -> torch.Tensor:
             mask[:, p] = 1
             return torch.full((batch, 1), p, device=device, dtype=torch.long)
+
+        def decode(tokens: torch.Tensor) -> torch.Tensor:
+            """One compiled step at the next position: the next tokens."""
+            nonlocal position
+            logits = step(model, tokens, positions_at(position), mask, cache)
+            position += 1
+            return logits[:, -1:].argmax(-1)
 
         with torch.no_grad():
             # The first compiled step (of this batch) against the eager step
@@ -300,10 +294,7 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
             tokens = compiled[:, -1:].argmax(-1)
             position += 1
             for _ in range(2):  # record this batch's CUDA graph, warm it up
-                tokens = step(model, tokens, positions_at(position), mask, cache)[
-                    :, -1:
-                ].argmax(-1)
-                position += 1
+                tokens = decode(tokens)
             samples = []
             for _ in range(args.rounds):
                 if device == "cuda":
@@ -313,9 +304,7 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
                 else:
                     wall = time.perf_counter()
                 for _ in range(args.steps):
-                    logits = step(model, tokens, positions_at(position), mask, cache)
-                    tokens = logits[:, -1:].argmax(-1)
-                    position += 1
+                    tokens = decode(tokens)
                 if device == "cuda":
                     end.record()
                     end.synchronize()
