@@ -23,7 +23,8 @@ CUDA kernels per forward are counted with torch.profiler. Each variant's compile
 time is the first call's wall time, split into phases (wall time inside each) to
 say where the time goes.
 
-Usage: python benchmarks/bench_decode_stack.py [--quick] [--out FILE.json]
+Usage: python benchmarks/bench_decode_stack.py [--quick] [--rounds N] [--ms 64,128]
+                                              [--out FILE.json]
 """
 
 import argparse
@@ -237,10 +238,19 @@ def phase_times() -> Iterator[dict[str, float]]:
         yield times
 
 
-def replay_us(fns: dict[str, Callable], x: torch.Tensor, rounds: int, calls: int):
+def replay_us(
+    fns: dict[str, Callable],
+    x: torch.Tensor,
+    rounds: int,
+    calls: int,
+    host_us: dict[str, float] | None = None,
+) -> dict[str, float]:
     """Median forward time of each fn at x, in us: the fns in turns, ``calls``
-    calls per timed block, ``rounds`` blocks each."""
+    calls per timed block, ``rounds`` blocks each. With ``host_us``, also the
+    median host time per call (launching a block, before waiting for it): a
+    block is GPU-bound where it is well below the GPU time."""
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    host: dict[str, list[float]] = {name: [] for name in fns}
     for fn in fns.values():  # warm up: record the CUDA graph of this size
         for _ in range(3):
             fn(x)
@@ -252,11 +262,15 @@ def replay_us(fns: dict[str, Callable], x: torch.Tensor, rounds: int, calls: int
             end = torch.cuda.Event(enable_timing=True)
             fn(x)
             start.record()
+            launch = time.perf_counter()
             for _ in range(calls):
                 fn(x)
+            host[name].append((time.perf_counter() - launch) * 1e6 / calls)
             end.record()
             end.synchronize()
             samples[name].append(start.elapsed_time(end) * 1000 / calls)
+    if host_us is not None:
+        host_us.update({name: statistics.median(h) for name, h in host.items()})
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -291,6 +305,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--compiles", type=int, default=3)
+    parser.add_argument("--rounds", type=int, help="timed blocks per variant and M")
+    parser.add_argument("--ms", help="comma-separated M values to time")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -298,6 +314,9 @@ def main(argv: list[str]) -> int:
         return 2
     ms = [1, 2, 4, 64, 128] if args.quick else [1, 2, 4, 8, 16, 32, 64, 128, 256]
     rounds, calls = (5, 10) if args.quick else (25, 20)
+    if args.ms:
+        ms = [int(m) for m in args.ms.split(",")]
+    rounds = args.rounds or rounds
     device = torch.cuda.get_device_name()
     print(f"{device}, torch {torch.__version__}, {args.layers} layers, H = {H}")
     register()
@@ -341,7 +360,8 @@ def main(argv: list[str]) -> int:
         # The reduction stack runs up to 50x longer than the others at large M:
         # timed apart, so that its heat does not slow the variants compared.
         close = {name: fn for name, fn in fns.items() if name != "reduction"}
-        us = replay_us(close, x, rounds, calls)
+        host_us: dict[str, float] = {}
+        us = replay_us(close, x, rounds, calls, host_us)
         us["reduction"] = replay_us({"reduction": fns["reduction"]}, x, 3, calls)[
             "reduction"
         ]
@@ -357,6 +377,7 @@ def main(argv: list[str]) -> int:
         row = {
             "M": m,
             "us": us,
+            "host_us_per_call": host_us,
             "kernels": kernels,
             "kernel_lists": kernel_lists,
             "best_inline_us": best_inline,
@@ -374,6 +395,8 @@ def main(argv: list[str]) -> int:
             f"mm_again/mm: {noise_floor:.3f}   forced/{winner}: "
             f"{forced_over_winner:.3f}   kernels {kernels}   compiles {frames}"
         )
+        host = "  ".join(f"{name} {t:.1f}" for name, t in host_us.items())
+        print(f"    host us per call (launch only): {host}")
         # Where a dispatched forward's GPU time differs from mm inline's, by kernel.
         by_name = {
             n: kernel_time_by_name(kernel_lists[n]) for n in ("mm", "dispatched_1")

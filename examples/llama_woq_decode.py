@@ -231,6 +231,23 @@ def decode_step(model, tokens, positions, mask, cache):
     ).logits
 
 
+def kernels_of(
+    decode: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor
+) -> tuple[torch.Tensor, int]:
+    """One more decode step, and the CUDA kernels it launched (torch.profiler)."""
+    activities = [torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as profile:
+        tokens = decode(tokens)
+        torch.cuda.synchronize()
+    kernels = [
+        event
+        for event in profile.events()
+        if event.device_type == torch.autograd.DeviceType.CUDA
+        and not event.name.startswith(("Memcpy", "Memset"))
+    ]
+    return tokens, len(kernels)
+
+
 def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     device = args.device
     model = build_model(args.size, device, variant)
@@ -312,9 +329,14 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
                 else:
                     samples.append((time.perf_counter() - wall) * 1e3 / args.steps)
             result["per_token_ms"][batch] = statistics.median(samples)
+            kernels = ""
+            if device == "cuda":
+                tokens, count = kernels_of(decode, tokens)
+                result.setdefault("kernels_per_token", {})[batch] = count
+                kernels = f", {count} kernels"
         print(
             f"{variant:10s} batch {batch:3d}: {result['per_token_ms'][batch]:8.3f} "
-            f"ms/token, logits max |compiled - eager| {diff:.3g}",
+            f"ms/token{kernels}, logits max |compiled - eager| {diff:.3g}",
             flush=True,
         )
     result["compiles"] = counters["frames"]["ok"] - frames_before
