@@ -9,22 +9,26 @@ mode="reduce-overhead". The linear is, per variant:
               (fewer kernels, more GPU work), written inline;
   dispatched  the custom op decode::woq_linear, range-dispatched on M (split points
               4 / 16 / 64) with both impls, winners by Inductor's own benchmarks
-              with every option left at its default. Compiled COMPILES times, each
-              in a fresh Inductor cache, so no compile reuses another's timings;
-  mm_again    mm inline compiled apart once more: the noise floor between two
-              compiles of the same code;
+              with every option left at its default;
   forced      decode::woq_linear_forced, dispatched with two winners for sure
               (the reduction serves M <= 4 only, mm the rest), compared with the
               winner of each M inline.
-For every M, each variant's forward is timed by replaying its CUDA graph (what
-mode="reduce-overhead" runs), the variants in turns (a random order each round;
-the much slower reduction stack apart), 25 rounds of 20 calls, median; its
-CUDA kernels per forward are counted with torch.profiler. Each variant's compile
-time is the first call's wall time, split into phases (wall time inside each) to
+Every variant is compiled COMPILES times (3), each in a fresh Inductor cache, so
+no compile reuses another's timings: two compiles of identical code differ by
+the configs their kernels' autotuning picks (the reduction stack's time varied
+by a quarter between compiles here), noise that the dispatch does not cause.
+A variant's time is the median over its compiles, and the ratios compare those
+medians; each variant's spread (slowest / fastest compile) is reported beside
+them.
+For every M, each compile's forward is timed by replaying its CUDA graph (what
+mode="reduce-overhead" runs), all compiles in turns (a random order each round;
+the much slower reduction stacks apart), 25 rounds of 20 calls, median; its
+CUDA kernels per forward are counted with torch.profiler. Each compile's time
+is the first call's wall time, split into phases (wall time inside each) to
 say where the time goes.
 
-Usage: python benchmarks/bench_decode_stack.py [--quick] [--rounds N] [--ms 64,128]
-                                              [--out FILE.json]
+Usage: python benchmarks/bench_decode_stack.py [--quick] [--compiles N] [--rounds N]
+                                              [--ms 64,128] [--out FILE.json]
 """
 
 import argparse
@@ -159,9 +163,15 @@ def register() -> None:
     )
 
 
-def compile_variant(name: str, linear: str, layers: int, first_m: int) -> dict:
-    """Compile one variant (in a fresh Inductor cache) and call it at first_m."""
-    model = stack_compiled_apart(linear, layers, name)
+# Without the op's own implementation as a choice (2.11 has no include_fallback):
+# one choice per range for the forced op, nothing timed.
+NO_FALLBACK = {"test_configs.autotune_choice_name_regex": "^(?!.*_fallback)"}
+
+
+def compile_variant(linear: str, index: int, layers: int, first_m: int = 8) -> dict:
+    """Compile the stack with ``linear`` once more (in a fresh Inductor cache, a
+    code object of its own) and call it at first_m."""
+    model = stack_compiled_apart(linear, layers, f"{linear}_{index}")
     decisions: list[str] = []
 
     class Collect(logging.Handler):
@@ -177,7 +187,8 @@ def compile_variant(name: str, linear: str, layers: int, first_m: int) -> dict:
     x = torch.randn(first_m, H, device="cuda", dtype=torch.bfloat16)
     torch._dynamo.mark_dynamic(x, 0)
     frames = counters["frames"]["ok"]
-    with fresh_cache(), phase_times() as phases:
+    options = NO_FALLBACK if linear == "forced" else {}
+    with fresh_cache(), inductor_config.patch(options), phase_times() as phases:
         torch.cuda.synchronize()
         start = time.perf_counter()
         f(x)
@@ -293,18 +304,18 @@ def kernels_per_forward(fn: Callable, x: torch.Tensor) -> list[tuple[str, float]
     return [(e.name, e.time_range.elapsed_us()) for e in events]
 
 
-def kernel_time_by_name(kernels: list[tuple[str, float]]) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for name, us in kernels:
-        totals[name] = totals.get(name, 0.0) + us
-    return totals
+def by_kind(values: dict[str, float], kind: str) -> list[float]:
+    """The values of every compile of one kind of variant ("mm_1", "mm_2", ...)."""
+    return [v for name, v in values.items() if name.rsplit("_", 1)[0] == kind]
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--compiles", type=int, default=3)
+    parser.add_argument(
+        "--compiles", type=int, default=3, help="compiles of every variant"
+    )
     parser.add_argument("--rounds", type=int, help="timed blocks per variant and M")
     parser.add_argument("--ms", help="comma-separated M values to time")
     parser.add_argument("--out")
@@ -321,21 +332,11 @@ def main(argv: list[str]) -> int:
     print(f"{device}, torch {torch.__version__}, {args.layers} layers, H = {H}")
     register()
     random.seed(0)
+    kinds = ("mm", "reduction", "dispatched", "forced")
     variants: dict[str, dict] = {}
-    for name in ("mm", "reduction"):
-        variants[name] = compile_variant(name, name, args.layers, 8)
-    # The same code as "mm", compiled apart: how far two compiles of identical
-    # code differ here (placement, cuBLAS heuristics, clocks) - the noise floor.
-    variants["mm_again"] = compile_variant("mm_again", "mm", args.layers, 8)
-    for i in range(args.compiles):
-        name = f"dispatched_{i + 1}"
-        variants[name] = compile_variant(name, "dispatched", args.layers, 8)
-    # Without the op's own implementation as a choice (2.11 has no
-    # include_fallback): one choice per range, nothing timed.
-    with inductor_config.patch(
-        {"test_configs.autotune_choice_name_regex": "^(?!.*_fallback)"}
-    ):
-        variants["forced"] = compile_variant("forced", "forced", args.layers, 8)
+    for i in range(1, args.compiles + 1):
+        for kind in kinds:
+            variants[f"{kind}_{i}"] = compile_variant(kind, i, args.layers)
     for name, v in variants.items():
         phases = ", ".join(f"{k} {t:.2f}" for k, t in v["phases_s"].items() if t)
         print(
@@ -353,62 +354,58 @@ def main(argv: list[str]) -> int:
         with torch.no_grad():
             expected = reference(x)
         for name, fn in fns.items():
-            if name not in ("reduction", "forced"):  # fp32 accumulation at small M
+            if name.startswith(("mm", "dispatched")):  # the others: fp32 at small M
                 torch.testing.assert_close(
                     fn(x).clone(), expected, atol=0.5, rtol=0.05, msg=f"{name} M={m}"
                 )
         # The reduction stack runs up to 50x longer than the others at large M:
         # timed apart, so that its heat does not slow the variants compared.
-        close = {name: fn for name, fn in fns.items() if name != "reduction"}
+        slow = {n: fn for n, fn in fns.items() if n.startswith("reduction")}
+        close = {n: fn for n, fn in fns.items() if n not in slow}
         host_us: dict[str, float] = {}
         us = replay_us(close, x, rounds, calls, host_us)
-        us["reduction"] = replay_us({"reduction": fns["reduction"]}, x, 3, calls)[
-            "reduction"
-        ]
+        us.update(replay_us(slow, x, 3, calls))
         kernel_lists = {name: kernels_per_forward(fn, x) for name, fn in fns.items()}
         kernels = {name: len(k) for name, k in kernel_lists.items()}
-        best_inline = min(us["mm"], us["reduction"])
-        noise_floor = us["mm_again"] / us["mm"]
+        median_us = {kind: statistics.median(by_kind(us, kind)) for kind in kinds}
+        spread = {
+            kind: max(by_kind(us, kind)) / min(by_kind(us, kind)) for kind in kinds
+        }
+        best_inline = min(median_us["mm"], median_us["reduction"])
         # The forced dispatch against its winner inline (reduction up to M = 4).
         winner = "reduction" if m <= 4 else "mm"
-        forced_over_winner = us["forced"] / us[winner]
+        ratios = {
+            "dispatched/best inline": median_us["dispatched"] / best_inline,
+            f"forced/{winner}": median_us["forced"] / median_us[winner],
+        }
         # M = 1 recompiles every variant once: Dynamo specializes a size of 1.
         frames = counters["frames"]["ok"] - frames_before
         row = {
             "M": m,
             "us": us,
+            "median_us": median_us,
+            "spread": spread,
+            "ratios": ratios,
             "host_us_per_call": host_us,
             "kernels": kernels,
             "kernel_lists": kernel_lists,
-            "best_inline_us": best_inline,
-            "mm_again_over_mm": noise_floor,
-            "forced_over_its_winner_inline": forced_over_winner,
             "compiles": frames,
         }
         table.append(row)
-        cells = "  ".join(f"{name} {t:8.1f}" for name, t in us.items())
-        ratios = "  ".join(
-            f"{us[name] / best_inline:.3f}" for name in us if name.startswith("disp")
+        cells = "  ".join(
+            f"{kind} {median_us[kind]:7.1f} (x{spread[kind]:.3f})" for kind in kinds
         )
-        print(
-            f"M={m:4d}  {cells}   dispatched/best inline: {ratios}   "
-            f"mm_again/mm: {noise_floor:.3f}   forced/{winner}: "
-            f"{forced_over_winner:.3f}   kernels {kernels}   compiles {frames}"
+        said = "  ".join(f"{k}: {r:.3f}" for k, r in ratios.items())
+        counts = ", ".join(
+            f"{kind} {sorted(set(by_kind(kernels, kind)))}" for kind in kinds
         )
-        host = "  ".join(f"{name} {t:.1f}" for name, t in host_us.items())
-        print(f"    host us per call (launch only): {host}")
-        # Where a dispatched forward's GPU time differs from mm inline's, by kernel.
-        by_name = {
-            n: kernel_time_by_name(kernel_lists[n]) for n in ("mm", "dispatched_1")
-        }
-        for kernel in sorted(set(by_name["mm"]) | set(by_name["dispatched_1"])):
-            inline_us = by_name["mm"].get(kernel, 0.0)
-            dispatched_us = by_name["dispatched_1"].get(kernel, 0.0)
-            if abs(dispatched_us - inline_us) > 0.5:
-                print(
-                    f"    {kernel[:70]:70s} mm {inline_us:8.1f} us  "
-                    f"dispatched_1 {dispatched_us:8.1f} us"
-                )
+        print(f"M={m:4d}  {cells}   {said}   kernels {counts}   compiles {frames}")
+        host = "  ".join(
+            f"{kind} {statistics.median(by_kind(host_us, kind)):.1f}"
+            for kind in kinds
+            if kind != "reduction"
+        )
+        print(f"    host us per call (launch only, median of compiles): {host}")
     if args.out:
         out = {
             "device": device,
