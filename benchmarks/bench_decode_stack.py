@@ -285,6 +285,19 @@ def replay_us(
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
+def cuda_kernels(profile: torch.profiler.profile) -> list[Any]:
+    """The CUDA kernels a profile recorded (no memcpy or memset), by start time."""
+    return sorted(
+        (
+            e
+            for e in profile.events()
+            if e.device_type == torch.autograd.DeviceType.CUDA
+            and not e.name.startswith(("Memcpy", "Memset"))
+        ),
+        key=lambda e: e.time_range.start,
+    )
+
+
 def kernels_per_forward(fn: Callable, x: torch.Tensor) -> list[tuple[str, float]]:
     """The CUDA kernels of one forward, in launch order: (name, device us)."""
     fn(x)
@@ -292,16 +305,7 @@ def kernels_per_forward(fn: Callable, x: torch.Tensor) -> list[tuple[str, float]
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as p:
         fn(x)
         torch.cuda.synchronize()
-    events = sorted(
-        (
-            e
-            for e in p.events()
-            if e.device_type == torch.autograd.DeviceType.CUDA
-            and not e.name.startswith(("Memcpy", "Memset"))
-        ),
-        key=lambda e: e.time_range.start,
-    )
-    return [(e.name, e.time_range.elapsed_us()) for e in events]
+    return [(e.name, e.time_range.elapsed_us()) for e in cuda_kernels(p)]
 
 
 def by_kind(values: dict[str, float], kind: str) -> list[float]:
@@ -367,10 +371,9 @@ def main(argv: list[str]) -> int:
         us.update(replay_us(slow, x, 3, calls))
         kernel_lists = {name: kernels_per_forward(fn, x) for name, fn in fns.items()}
         kernels = {name: len(k) for name, k in kernel_lists.items()}
-        median_us = {kind: statistics.median(by_kind(us, kind)) for kind in kinds}
-        spread = {
-            kind: max(by_kind(us, kind)) / min(by_kind(us, kind)) for kind in kinds
-        }
+        compiles_us = {kind: by_kind(us, kind) for kind in kinds}
+        median_us = {kind: statistics.median(t) for kind, t in compiles_us.items()}
+        spread = {kind: max(t) / min(t) for kind, t in compiles_us.items()}
         best_inline = min(median_us["mm"], median_us["reduction"])
         # The forced dispatch against its winner inline (reduction up to M = 4).
         winner = "reduction" if m <= 4 else "mm"

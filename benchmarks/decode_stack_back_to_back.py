@@ -35,14 +35,11 @@ def back_to_back(fn: Callable, x: torch.Tensor) -> list[tuple[str, float, float]
         for _ in range(CALLS):
             fn(x)
         torch.cuda.synchronize()
-    events = sorted(
-        (
-            (e.name, e.time_range.start, e.time_range.end)
-            for e in p.events()
-            if e.device_type == torch.autograd.DeviceType.CUDA and "spin" not in e.name
-        ),
-        key=lambda e: e[1],
-    )
+    events = [
+        (e.name, e.time_range.start, e.time_range.end)
+        for e in stack.cuda_kernels(p)
+        if "spin" not in e.name
+    ]
     per_forward = len(events) // CALLS
     rows = []
     for i in range(per_forward):
