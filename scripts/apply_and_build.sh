@@ -148,6 +148,9 @@ mapfile -t BASE_SHAS < <(awk '$1 == "sha256" { print $2 }' "$BASE_FILE")
 [ "${#BASE_PATHS[@]}" -gt 0 ] || die "$EXIT_FAIL" "$BASE_FILE lists no files"
 
 mapfile -t SERIES < <(series_of "$PATCHES")
+# Whole files the patches add to the torch tree (a test utility): installed,
+# verified and reverted with the upstream files they go with.
+mapfile -t CREATED_PATHS < <(created_paths "$PATCHES")
 for p in "${SERIES[@]}"; do
   [ -f "$PATCHES/$p" ] || die "$EXIT_FAIL" "$PATCHES/series lists '$p' but $PATCHES/$p does not exist"
 done
@@ -186,6 +189,11 @@ copy_touched() {
   local from="$1" to="$2" rel
   for rel in "${BASE_PATHS[@]}"; do
     [ -f "$from/$rel" ] || die "$EXIT_FAIL" "$from/$rel does not exist (listed in BASE)"
+    mkdir -p "$to/$(dirname "$rel")"
+    cp "$from/$rel" "$to/$rel"
+  done
+  for rel in "${CREATED_PATHS[@]}"; do
+    [ -f "$from/$rel" ] || continue # a pristine tree has none
     mkdir -p "$to/$(dirname "$rel")"
     cp "$from/$rel" "$to/$rel"
   done
@@ -247,7 +255,7 @@ tree_state() {
   local root="$1" bad rel reversed forward
   bad="$(first_base_mismatch "$root")"
   if [ -z "$bad" ]; then
-    for rel in "${OVERLAY_FILES[@]}"; do
+    for rel in "${OVERLAY_FILES[@]}" "${CREATED_PATHS[@]}"; do
       [ ! -e "$root/$rel" ] || { echo "mismatch $rel"; return; }
     done
     echo pristine
@@ -260,7 +268,7 @@ tree_state() {
     return
   fi
   forward="$(stage_forward "$reversed")"
-  for rel in "${BASE_PATHS[@]}" "${OVERLAY_FILES[@]}"; do
+  for rel in "${BASE_PATHS[@]}" "${CREATED_PATHS[@]}" "${OVERLAY_FILES[@]}"; do
     if [ ! -f "$root/$rel" ] || ! cmp -s "$forward/$rel" "$root/$rel"; then
       echo "mismatch $rel"
       return
@@ -347,7 +355,7 @@ wheel_main() {
     apply:applied) info "the series is already applied to $torch_dir; nothing changed" ;;
     apply:pristine)
       stage="$(stage_forward "$root")"
-      install_tree "$stage" "$root" "${BASE_PATHS[@]}" "${OVERLAY_FILES[@]}"
+      install_tree "$stage" "$root" "${BASE_PATHS[@]}" "${CREATED_PATHS[@]}" "${OVERLAY_FILES[@]}"
       [ "$(tree_state "$root")" = applied ] || die "$EXIT_FAIL" "applied, but the result does not verify"
       info "applied to $torch_dir:"
       printf '  patch   %s\n' "${SERIES[@]}"
@@ -357,7 +365,7 @@ wheel_main() {
       stage="$(stage_reverse "$root")"
       install_tree "$stage" "$root" "${BASE_PATHS[@]}"
       local rel
-      for rel in "${OVERLAY_FILES[@]}"; do rm -f "$root/$rel"; done
+      for rel in "${OVERLAY_FILES[@]}" "${CREATED_PATHS[@]}"; do rm -f "$root/$rel"; done
       [ -z "$(first_base_mismatch "$root")" ] || die "$EXIT_FAIL" "reverted, but a file does not match BASE"
       info "reverted $torch_dir; ${#BASE_PATHS[@]} files match the sha256 in BASE" ;;
   esac

@@ -59,6 +59,8 @@ TORCH_DIR="$(torch_dir_of "$PY")"
 ROOT="$(dirname "$TORCH_DIR")"
 mapfile -t SERIES < <(series_of "$PATCHES")
 mapfile -t PATHS < <(awk '$1 == "sha256" { print $3 }' "$PATCHES/BASE")
+# Whole files the series adds to torch: absent at a prefix that has not created them.
+mapfile -t CREATED < <(created_paths "$PATCHES")
 # torch/_inductor/kernel/custom_op.py -> torch._inductor.kernel.custom_op
 MODULES="$(printf '%s\n' "${PATHS[@]}" | sed -e 's|\.py$||' -e 's|/|.|g' | paste -sd, -)"
 
@@ -67,14 +69,17 @@ TMP="$(mktemp -d)"
 mkdir -p "$TMP/saved" "$TMP/pristine"
 OVERLAY_FILES=()
 [ ! -d "$OVERLAY" ] || mapfile -t OVERLAY_FILES < <(cd "$OVERLAY" && find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | sed 's|^\./||')
-for rel in "${PATHS[@]}" torch/version.py "${OVERLAY_FILES[@]}"; do
-  [ -f "$ROOT/$rel" ] || continue # an overlay file of an unpatched torch
+for rel in "${PATHS[@]}" torch/version.py "${OVERLAY_FILES[@]}" "${CREATED[@]}"; do
+  [ -f "$ROOT/$rel" ] || continue # an overlay or series-created file of an unpatched torch
   mkdir -p "$TMP/saved/$(dirname "$rel")"
   cp "$ROOT/$rel" "$TMP/saved/$rel"
 done
 restore() {
   local rel
   for rel in "${PATHS[@]}"; do cp "$TMP/saved/$rel" "$ROOT/$rel"; done
+  for rel in "${CREATED[@]}"; do
+    if [ -f "$TMP/saved/$rel" ]; then cp "$TMP/saved/$rel" "$ROOT/$rel"; else rm -f "$ROOT/$rel"; fi
+  done
   rm -rf "$TMP"
 }
 trap restore EXIT
@@ -98,6 +103,14 @@ for p in "${SERIES[@]}"; do
     die "$EXIT_FAIL" "prefix $n: $p does not apply: $(head -n 3 "$TMP/err" | tr '\n' ' ')"
   fi
   for rel in "${PATHS[@]}"; do cp "$TMP/pristine/$rel" "$ROOT/$rel"; done
+  for rel in "${CREATED[@]}"; do
+    if [ -f "$TMP/pristine/$rel" ]; then
+      mkdir -p "$ROOT/$(dirname "$rel")"
+      cp "$TMP/pristine/$rel" "$ROOT/$rel"
+    else
+      rm -f "$ROOT/$rel"
+    fi
+  done
   if ! "$PY" -c "import $MODULES" 2>"$TMP/err"; then
     printf '%-70s FAIL (import)\n' "$p"
     die "$EXIT_FAIL" "prefix $n: import failed: $(tail -n 3 "$TMP/err" | tr '\n' ' ')"
@@ -105,7 +118,8 @@ for p in "${SERIES[@]}"; do
   apply_test_part "$TMP/tests" "$PATCHES/$p"
   summary=""
   if [ "$TESTS" = 1 ] && [ "$n" -ge "$FROM" ]; then
-    mapfile -t test_files < <(cd "$TMP/tests" && find test -name 'test_*.py' | LC_ALL=C sort)
+    test_files=()
+    [ ! -d "$TMP/tests/test" ] || mapfile -t test_files < <(cd "$TMP/tests" && find test -name 'test_*.py' | LC_ALL=C sort)
     if [ "${#test_files[@]}" -gt 0 ]; then
       if ! (cd "$TMP/tests" && "$PY" -m pytest -q -p no:cacheprovider -rfE "${PYTEST_WORKERS[@]}" "${test_files[@]}") >"$TMP/tests.log" 2>&1; then
         printf '%-70s FAIL (tests)\n' "$p"

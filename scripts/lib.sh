@@ -95,6 +95,15 @@ series_dir_of_torch() {
 # series_of PATCH_DIR: the patch file names of PATCH_DIR/series, one per line.
 series_of() { grep -v -e '^[[:space:]]*$' -e '^#' "$1/series"; }
 
+# created_paths DIR: the files under torch/ that the series in DIR creates (new
+# files, not upstream ones: they have no sha256 in BASE), in series order.
+created_paths() {
+  local p
+  series_of "$1" | while IFS= read -r p; do
+    awk '/^diff --git a\// { path = substr($4, 3) } /^new file mode/ && path ~ /^torch\// { print path }' "$1/$p"
+  done
+}
+
 # abs_command PY: PY as an absolute path when it names a file by a relative path
 # (scripts cd elsewhere before running it); a bare command name stays as it is.
 abs_command() {

@@ -132,6 +132,47 @@ class TestPatchScripts(TestCase):
         self.assertIn("match the sha256 in BASE", revert.stdout)
         self.assertEqual(self.tree_shas(self.site), pristine)
 
+    def add_patch_creating(self, rel: str, text: str) -> None:
+        """A second patch that creates ``rel`` (a whole file, not an upstream one)."""
+        scratch = self.make_checkout(self.tmp / "scratch2")
+        (scratch / "torch/alpha.py").write_text("a = 1\nb = 3\n")
+        (scratch / "torch/sub/beta.py").write_text("def f():\n    return 2\n")
+        _git(scratch, "commit", "-qam", "[test] Change alpha and beta")
+        (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / rel).write_text(text)
+        _git(scratch, "add", rel)
+        _git(scratch, "commit", "-qm", "[test] Add a whole file")
+        _git(
+            scratch,
+            "format-patch",
+            "-q",
+            "--start-number",
+            "2",
+            "-o",
+            str(self.patches),
+            "HEAD~1",
+        )
+        (self.patches / "series").write_text(
+            "".join(p.name + "\n" for p in sorted(self.patches.glob("*.patch")))
+        )
+
+    def test_a_file_the_series_creates_is_installed_and_reverted(self) -> None:
+        # The series' own whole files (a test utility under torch/testing) are
+        # installed with the patched upstream files, verified, and removed by
+        # --revert; before, the staged file never reached the torch tree.
+        rel = "torch/testing/_internal/created.py"
+        self.add_patch_creating(rel, "CREATED = 1\n")
+        pristine = self.tree_shas(self.site)
+        apply = self.run_script("--torch-dir", str(self.site / "torch"))
+        self.assertEqual(apply.returncode, 0, apply.stderr)
+        self.assertEqual((self.site / rel).read_text(), "CREATED = 1\n")
+        again = self.run_script("--torch-dir", str(self.site / "torch"))
+        self.assertIn("already applied", again.stdout)
+        revert = self.run_script("--torch-dir", str(self.site / "torch"), "--revert")
+        self.assertEqual(revert.returncode, 0, revert.stderr)
+        self.assertFalse((self.site / rel).exists())
+        self.assertEqual(self.tree_shas(self.site), pristine)
+
     def test_check_says_it_would_apply(self) -> None:
         pristine = self.tree_shas(self.site)
         check = self.run_script("--torch-dir", str(self.site / "torch"), "--check")
