@@ -65,26 +65,22 @@ SPLIT_POINTS = [4, 16, 64]
 DECISIONS_LOG = "torch._inductor.kernel.custom_op.__autotuning"
 
 
-@torch.library.custom_op("decode::woq_linear", mutates_args=())
-def woq_linear(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return (x @ wq.to(x.dtype)) * scale
+def woq_linear_op(name: str) -> Any:
+    """A custom op ``decode::<name>`` computing dequantize + mm: the op a stack's
+    linears call (each dispatched variant needs an op of its own to register)."""
+
+    def woq_linear(
+        x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor
+    ) -> torch.Tensor:
+        return (x @ wq.to(x.dtype)) * scale
+
+    op = torch.library.custom_op(f"decode::{name}", mutates_args=())(woq_linear)
+    op.register_fake(lambda x, wq, scale: x.new_empty(x.shape[0], wq.shape[1]))
+    return op
 
 
-@woq_linear.register_fake
-def _(x, wq, scale):
-    return x.new_empty(x.shape[0], wq.shape[1])
-
-
-@torch.library.custom_op("decode::woq_linear_forced", mutates_args=())
-def woq_linear_forced(
-    x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor
-) -> torch.Tensor:
-    return (x @ wq.to(x.dtype)) * scale
-
-
-@woq_linear_forced.register_fake
-def _(x, wq, scale):
-    return x.new_empty(x.shape[0], wq.shape[1])
+woq_linear = woq_linear_op("woq_linear")
+woq_linear_forced = woq_linear_op("woq_linear_forced")
 
 
 def mm(x, wq, scale):

@@ -25,16 +25,7 @@ from torch._inductor.kernel.custom_op import (
 )
 
 
-@torch.library.custom_op("decode::woq_linear_close", mutates_args=())
-def woq_linear_close(
-    x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor
-) -> torch.Tensor:
-    return (x @ wq.to(x.dtype)) * scale
-
-
-@woq_linear_close.register_fake
-def _(x, wq, scale):
-    return x.new_empty(x.shape[0], wq.shape[1])
+woq_linear_close = stack.woq_linear_op("woq_linear_close")
 
 
 def mm_scaled_weight(x, wq, scale):

@@ -133,11 +133,9 @@ class TestPatchScripts(TestCase):
         self.assertEqual(self.tree_shas(self.site), pristine)
 
     def add_patch_creating(self, rel: str, text: str) -> None:
-        """A second patch that creates ``rel`` (a whole file, not an upstream one)."""
-        scratch = self.make_checkout(self.tmp / "scratch2")
-        (scratch / "torch/alpha.py").write_text("a = 1\nb = 3\n")
-        (scratch / "torch/sub/beta.py").write_text("def f():\n    return 2\n")
-        _git(scratch, "commit", "-qam", "[test] Change alpha and beta")
+        """A second patch that creates ``rel`` (a whole file, not an upstream one),
+        on top of setUp's scratch repository."""
+        scratch = self.tmp / "scratch"
         (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
         (scratch / rel).write_text(text)
         _git(scratch, "add", rel)
